@@ -1,0 +1,528 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Build is the shared state of loading one story file: its lints, and what
+// node constructors may ask of the story. The stories package drives it.
+type Build struct {
+	File  string
+	Lints []Lint
+	// NodeExists tells whether a node id is defined in the story.
+	NodeExists func(id string) bool
+	// Webhooks are the story's named webhook connections (the webhooks: section).
+	Webhooks map[string]*yaml.Node
+	// Values holds anything a caller hands to constructors (e.g. options).
+	Values map[string]any
+}
+
+// Config is a node's YAML config (or an object within it) as its
+// constructor reads it. Getters report problems as positioned lints and
+// return zero values, so a constructor reads every field and returns once.
+type Config struct {
+	b        *Build
+	info     *NodeInfo
+	m        *yaml.Node // mapping node
+	failed   bool
+	parent   *Config
+	hasError *bool
+}
+
+// NewConfig returns the config of node info held in mapping m.
+func (b *Build) NewConfig(info *NodeInfo, m *yaml.Node) *Config {
+	f := false
+	return &Config{b: b, info: info, m: m, hasError: &f}
+}
+
+// Failed tells whether any problem was reported through c or its objects.
+func (c *Config) Failed() bool { return *c.hasError }
+
+// ID is the node's id.
+func (c *Config) ID() string { return c.info.ID }
+
+// Name is the node's human name (its id when not set).
+func (c *Config) Name() string { return c.info.Name }
+
+// Type is the node's type.
+func (c *Config) Type() string { return c.info.Type }
+
+// Build returns the story-wide build state.
+func (c *Config) Build() *Build { return c.b }
+
+// Node returns the raw YAML mapping.
+func (c *Config) Node() *yaml.Node { return c.m }
+
+func (c *Config) lint(n *yaml.Node, warn bool, format string, args ...any) {
+	l := Lint{File: c.b.File, Message: fmt.Sprintf(format, args...), Warning: warn}
+	if c.info != nil {
+		l.Node, l.NodeType = c.info.ID, c.info.Type
+	}
+	if n != nil {
+		l.Line, l.Column = n.Line, n.Column
+	}
+	if !warn {
+		*c.hasError = true
+	}
+	c.b.Lints = append(c.b.Lints, l)
+}
+
+// Errorf reports a problem at field (its value), or at the object when the
+// field is absent or empty.
+func (c *Config) Errorf(field, format string, args ...any) {
+	c.lint(c.pos(field), false, format, args...)
+}
+
+// ErrorAt reports a problem at a YAML node.
+func (c *Config) ErrorAt(n *yaml.Node, format string, args ...any) {
+	c.lint(n, false, format, args...)
+}
+
+// Warnf reports a warning at field.
+func (c *Config) Warnf(field, format string, args ...any) {
+	c.lint(c.pos(field), true, format, args...)
+}
+
+func (c *Config) pos(field string) *yaml.Node {
+	if field != "" {
+		if _, v := c.get(field); v != nil {
+			return v
+		}
+	}
+	return c.m
+}
+
+// get returns the key and value nodes of field.
+func (c *Config) get(field string) (*yaml.Node, *yaml.Node) {
+	if c.m == nil || c.m.Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	for i := 0; i+1 < len(c.m.Content); i += 2 {
+		if c.m.Content[i].Value == field {
+			return c.m.Content[i], resolve(c.m.Content[i+1])
+		}
+	}
+	return nil, nil
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
+}
+
+// Has tells whether field is set (and not null).
+func (c *Config) Has(field string) bool {
+	_, v := c.get(field)
+	return !isNull(v)
+}
+
+// Value returns the raw value node of field, or nil.
+func (c *Config) Value(field string) *yaml.Node {
+	_, v := c.get(field)
+	if isNull(v) {
+		return nil
+	}
+	return v
+}
+
+// Keys returns the field names set in the object, in file order.
+func (c *Config) Keys() []string {
+	var ks []string
+	if c.m != nil && c.m.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(c.m.Content); i += 2 {
+			ks = append(ks, c.m.Content[i].Value)
+		}
+	}
+	return ks
+}
+
+// CheckFields reports unknown fields and missing required ones against fields,
+// recursing into objects and lists. Names in extra are allowed too.
+func (c *Config) CheckFields(fields []Field, extra ...string) {
+	if c.m == nil || c.m.Kind != yaml.MappingNode {
+		c.ErrorAt(c.m, "must be an object")
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(c.m.Content); i += 2 {
+		k := c.m.Content[i]
+		if seen[k.Value] {
+			c.ErrorAt(k, "field %s is set twice", k.Value)
+		}
+		seen[k.Value] = true
+		f, ok := findField(fields, k.Value)
+		if !ok {
+			if !contains(extra, k.Value) {
+				c.ErrorAt(k, "field %s not recognised", k.Value)
+			}
+			continue
+		}
+		v := resolve(c.m.Content[i+1])
+		if isNull(v) || len(f.Fields) == 0 {
+			continue
+		}
+		switch f.Kind {
+		case KindObject:
+			if o := c.Object(f.Name); o != nil {
+				o.CheckFields(f.Fields)
+			}
+		case KindList:
+			for _, o := range c.List(f.Name) {
+				o.CheckFields(f.Fields)
+			}
+		}
+	}
+	for _, f := range fields {
+		if f.Required && !c.Has(f.Name) {
+			c.ErrorAt(c.m, "field %s is required", f.Name)
+		}
+	}
+}
+
+func findField(fs []Field, name string) (Field, bool) {
+	for _, f := range fs {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+func (c *Config) scalar(field, what string) (*yaml.Node, bool) {
+	_, v := c.get(field)
+	if isNull(v) {
+		return nil, false
+	}
+	if v.Kind != yaml.ScalarNode {
+		c.ErrorAt(v, "field %s must be %s", field, what)
+		return nil, false
+	}
+	return v, true
+}
+
+// String returns a string field ("" when absent).
+func (c *Config) String(field string) string {
+	v, ok := c.scalar(field, "a string")
+	if !ok {
+		return ""
+	}
+	return v.Value
+}
+
+// Int returns an integer field, def when absent.
+func (c *Config) Int(field string, def int) int {
+	v, ok := c.scalar(field, "an integer")
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v.Value)
+	if err != nil {
+		c.ErrorAt(v, "field %s must be an integer, got %q", field, v.Value)
+		return def
+	}
+	return n
+}
+
+// Number returns a number field, def when absent.
+func (c *Config) Number(field string, def float64) float64 {
+	v, ok := c.scalar(field, "a number")
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseFloat(v.Value, 64)
+	if err != nil {
+		c.ErrorAt(v, "field %s must be a number, got %q", field, v.Value)
+		return def
+	}
+	return n
+}
+
+// Bool returns a boolean field, def when absent.
+func (c *Config) Bool(field string, def bool) bool {
+	v, ok := c.scalar(field, "true or false")
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v.Value)
+	if err != nil {
+		c.ErrorAt(v, "field %s must be true or false, got %q", field, v.Value)
+		return def
+	}
+	return b
+}
+
+// Duration returns a duration field ("10s", or a number of seconds), def when absent.
+func (c *Config) Duration(field string, def time.Duration) time.Duration {
+	v, ok := c.scalar(field, "a duration")
+	if !ok {
+		return def
+	}
+	if n, err := strconv.ParseFloat(v.Value, 64); err == nil {
+		return time.Duration(n * float64(time.Second))
+	}
+	d, err := time.ParseDuration(v.Value)
+	if err != nil {
+		c.ErrorAt(v, "field %s must be a duration like 10s, got %q", field, v.Value)
+		return def
+	}
+	return d
+}
+
+// Strings returns a list of strings.
+func (c *Config) Strings(field string) []string {
+	_, v := c.get(field)
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		c.ErrorAt(v, "field %s must be a list of strings", field)
+		return nil
+	}
+	out := make([]string, 0, len(v.Content))
+	for _, it := range v.Content {
+		it = resolve(it)
+		if it.Kind != yaml.ScalarNode {
+			c.ErrorAt(it, "field %s must be a list of strings", field)
+			continue
+		}
+		out = append(out, it.Value)
+	}
+	return out
+}
+
+// StringMap returns a map of strings.
+func (c *Config) StringMap(field string) map[string]string {
+	_, v := c.get(field)
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.MappingNode {
+		c.ErrorAt(v, "field %s must be a map of strings", field)
+		return nil
+	}
+	out := map[string]string{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		val := resolve(v.Content[i+1])
+		if val.Kind != yaml.ScalarNode {
+			c.ErrorAt(val, "field %s: %s must be a string", field, v.Content[i].Value)
+			continue
+		}
+		out[v.Content[i].Value] = val.Value
+	}
+	return out
+}
+
+// Object returns the object held in field, or nil when absent.
+func (c *Config) Object(field string) *Config {
+	_, v := c.get(field)
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.MappingNode {
+		c.ErrorAt(v, "field %s must be an object", field)
+		return nil
+	}
+	return c.sub(v)
+}
+
+func (c *Config) sub(m *yaml.Node) *Config {
+	return &Config{b: c.b, info: c.info, m: m, parent: c, hasError: c.hasError}
+}
+
+// Sub returns a config over another mapping node of the same story (e.g. a
+// connection of the webhooks: section), reporting as this node.
+func (c *Config) Sub(m *yaml.Node) *Config { return c.sub(m) }
+
+// List returns the objects of a list field.
+func (c *Config) List(field string) []*Config {
+	_, v := c.get(field)
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		c.ErrorAt(v, "field %s must be a list", field)
+		return nil
+	}
+	out := make([]*Config, 0, len(v.Content))
+	for _, it := range v.Content {
+		it = resolve(it)
+		if it.Kind != yaml.MappingNode {
+			c.ErrorAt(it, "field %s: each item must be an object", field)
+			continue
+		}
+		out = append(out, c.sub(it))
+	}
+	return out
+}
+
+// Ref returns a node reference held in field, checks that the node exists
+// and records the edge (kind is the edge's kind, e.g. "next").
+func (c *Config) Ref(field, kind, label string) string {
+	v, ok := c.scalar(field, "a node id")
+	if !ok {
+		return ""
+	}
+	return c.ref(v, kind, label)
+}
+
+func (c *Config) ref(v *yaml.Node, kind, label string) string {
+	if c.b.NodeExists != nil && !c.b.NodeExists(v.Value) {
+		c.ErrorAt(v, "%s: node %q not found", kind, v.Value)
+		return ""
+	}
+	if c.info != nil {
+		c.info.Edges = append(c.info.Edges, Edge{To: v.Value, Label: label, Kind: kind})
+	}
+	return v.Value
+}
+
+// exprPos returns the position of an expression error inside scalar v.
+func exprPos(v *yaml.Node, err error) *yaml.Node {
+	var ee *ExprError
+	if !errors.As(err, &ee) {
+		return v
+	}
+	p := *v
+	switch {
+	case v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+		p.Line += max(ee.Line, 1)
+		p.Column += 2 + ee.Column
+	case ee.Line > 1:
+		p.Line += ee.Line - 1
+		p.Column = 1 + ee.Column
+	default:
+		p.Column += ee.Column
+		if v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+			p.Column++
+		}
+	}
+	return &p
+}
+
+// Expr compiles the expression in field; asBool makes it a condition.
+func (c *Config) Expr(field string, asBool bool) *Program {
+	v, ok := c.scalar(field, "an expression")
+	if !ok {
+		return nil
+	}
+	return c.ExprAt(v, asBool)
+}
+
+// ExprAt compiles the expression held in scalar v.
+func (c *Config) ExprAt(v *yaml.Node, asBool bool) *Program {
+	p, err := CompileExpr(v.Value, asBool)
+	if err != nil {
+		c.ErrorAt(exprPos(v, err), "expression: %v", err)
+		return nil
+	}
+	return p
+}
+
+// Template compiles the template in field (nil when absent).
+func (c *Config) Template(field string) *Template {
+	v, ok := c.scalar(field, "a string")
+	if !ok {
+		return nil
+	}
+	return c.TemplateAt(v)
+}
+
+// TemplateAt compiles the template held in scalar v.
+func (c *Config) TemplateAt(v *yaml.Node) *Template {
+	t, err := CompileTemplate(v.Value)
+	if err != nil {
+		c.ErrorAt(exprPos(v, err), "%v", err)
+		return nil
+	}
+	return t
+}
+
+// Regexp compiles the regular expression in field.
+func (c *Config) Regexp(field string) *regexp.Regexp {
+	v, ok := c.scalar(field, "a regular expression")
+	if !ok {
+		return nil
+	}
+	re, err := regexp.Compile(v.Value)
+	if err != nil {
+		c.ErrorAt(v, "field %s: %v", field, err)
+		return nil
+	}
+	return re
+}
+
+// Values compiles a map of value templates (set attributes, emit data, tasks).
+func (c *Config) Values(field string) Values {
+	_, v := c.get(field)
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.MappingNode {
+		c.ErrorAt(v, "field %s must be a map", field)
+		return nil
+	}
+	out := make(Values, 0, len(v.Content)/2)
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], resolve(v.Content[i+1])
+		vt := ValueTemplate{Name: k.Value}
+		if val.Kind == yaml.ScalarNode && val.Tag == "!!str" {
+			vt.tpl = c.TemplateAt(val)
+		} else if err := val.Decode(&vt.constant); err != nil {
+			c.ErrorAt(val, "field %s: %s: %v", field, k.Value, err)
+		}
+		out = append(out, vt)
+	}
+	return out
+}
+
+// Routes compiles a list of {when, next} routes.
+func (c *Config) Routes(field string) []Route {
+	var out []Route
+	for _, o := range c.List(field) {
+		o.CheckFields(RouteFields)
+		r := Route{When: o.Expr("when", true)}
+		if w := o.Value("when"); w != nil {
+			r.Next = o.Ref("next", "route", w.Value)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Route is a conditional branch.
+type Route struct {
+	When *Program
+	Next string
+}
+
+// RouteFields are the fields of a route.
+var RouteFields = []Field{
+	{Name: "when", Kind: KindExpr, Required: true, Description: "condition (expr)"},
+	{Name: "next", Kind: KindRef, Required: true, Description: "node to go to when true"},
+}
+
+// Pick returns the Next of the first route whose condition holds.
+func (t *Turn) Pick(routes []Route) (string, bool, error) {
+	for i := range routes {
+		ok, err := t.True(routes[i].When)
+		if err != nil {
+			return "", false, err
+		}
+		if ok {
+			return routes[i].Next, true, nil
+		}
+	}
+	return "", false, nil
+}

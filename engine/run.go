@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// Turn is one run of nodes for a chat: what nodes read and write.
+type Turn struct {
+	Story *Story
+	Chat  *Chat
+	// Node is the node being run.
+	Node *NodeInfo
+	// Input is the input that started the turn (empty when the chat starts).
+	Input Input
+	Output []Response
+	// outNodes[i] is the node that sent Output[i].
+	outNodes []string
+	Events   []Event
+	// Task is set by a handoff node.
+	Task map[string]any
+
+	env Env
+	vm  vm.VM
+}
+
+// Send sends responses.
+func (t *Turn) Send(rs ...Response) {
+	t.Output = append(t.Output, rs...)
+	id := ""
+	if t.Node != nil {
+		id = t.Node.ID
+	}
+	for range rs {
+		t.outNodes = append(t.outNodes, id)
+	}
+}
+
+// Emit publishes an event when the turn is over.
+func (t *Turn) Emit(name string, data map[string]any) {
+	t.Events = append(t.Events, Event{Name: name, Data: data})
+}
+
+// SetAttribute sets (or with nil... keeps nil) a chat attribute.
+func (t *Turn) SetAttribute(name string, v any) { t.Chat.Attributes[name] = v }
+
+// MergeAttributes merges attrs into the chat; a nil value removes the key.
+func (t *Turn) MergeAttributes(attrs map[string]any) {
+	for k, v := range attrs {
+		if v == nil {
+			delete(t.Chat.Attributes, k)
+		} else {
+			t.Chat.Attributes[k] = v
+		}
+	}
+}
+
+// SetWebhookStatus sets webhook.status for expressions.
+func (t *Turn) SetWebhookStatus(code int) { t.env.Webhook.Status = code }
+
+// Runner runs turns. The zero value is usable.
+type Runner struct {
+	// MaxSteps is how many nodes a turn may run (default 100).
+	MaxSteps int
+	// Sink receives each turn's events (optional).
+	Sink EventSink
+	// Apology is sent when a node fails with no branch (default below).
+	Apology string
+	Logger  *slog.Logger
+}
+
+// DefaultApology is sent when a node fails and the story has no onError node.
+const DefaultApology = "Sorry, something went wrong. Please try again."
+
+// Errors of Send.
+var (
+	ErrChatClosed = errors.New("chat is closed")
+	ErrNoNode     = errors.New("node not found")
+	ErrEmptyInput = errors.New("input is empty")
+)
+
+// Start runs the first turn of a new chat.
+func (r *Runner) Start(ctx context.Context, s *Story, c *Chat) (*Turn, error) {
+	t := newTurn(s, c, Input{})
+	return t, r.run(ctx, t, c.Node, false)
+}
+
+// Send runs the turn that follows a user input.
+func (r *Runner) Send(ctx context.Context, s *Story, c *Chat, in Input) (*Turn, error) {
+	switch c.Status {
+	case StatusCompleted, StatusFailed:
+		return nil, fmt.Errorf("%w: status %s", ErrChatClosed, c.Status)
+	}
+	if in.Goto == "" && in.Text == "" && in.Postback == "" {
+		return nil, ErrEmptyInput
+	}
+	if in.Goto != "" {
+		if _, ok := s.Nodes[in.Goto]; !ok {
+			return nil, fmt.Errorf("goto %q: %w", in.Goto, ErrNoNode)
+		}
+	}
+	t := newTurn(s, c, in)
+	c.Transcript = append(c.Transcript, Entry{From: "user", Node: c.Node, Input: &in, Time: time.Now().UTC()})
+	if c.Status == StatusHandoff {
+		// A human has the chat: the input is kept, no node runs.
+		r.finish(ctx, t)
+		return t, nil
+	}
+	if in.Goto != "" {
+		return t, r.run(ctx, t, in.Goto, false)
+	}
+	return t, r.run(ctx, t, c.Node, c.Waiting)
+}
+
+func newTurn(s *Story, c *Chat, in Input) *Turn {
+	if c.Attributes == nil {
+		c.Attributes = map[string]any{}
+	}
+	if c.UserAttributes == nil {
+		c.UserAttributes = map[string]any{}
+	}
+	t := &Turn{Story: s, Chat: c, Input: in}
+	t.env = Env{
+		Attributes: c.Attributes, UserAttributes: c.UserAttributes, Input: in.Value(),
+		Chat: ChatInfo{ID: c.ID, UserID: c.UserID, ExternalID: c.ExternalID, StoryID: c.StoryID},
+	}
+	return t
+}
+
+// run walks the graph from node id; resume tells that the chat waited there.
+func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error {
+	max := r.MaxSteps
+	if max <= 0 {
+		max = 100
+	}
+	c := t.Chat
+	waitedAt := ""
+	if c.Waiting {
+		waitedAt = c.Node
+	}
+	c.Waiting = false
+	var trail []string
+	for steps := 0; ; steps++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		info, ok := t.Story.Nodes[id]
+		if !ok {
+			return fmt.Errorf("node %q: %w", id, ErrNoNode)
+		}
+		if steps >= max {
+			c.Status = StatusFailed
+			c.Node = id
+			c.Error = fmt.Sprintf("turn ran more than %d nodes: loop %s", max, loopOf(append(trail, id)))
+			r.finish(ctx, t)
+			return nil
+		}
+		if len(trail) < 2*max {
+			trail = append(trail, id)
+		}
+		t.Node = info
+		c.Node = id
+		var res Result
+		var err error
+		if rs, ok := info.Node.(Resumer); ok && resume {
+			res, err = rs.Resume(ctx, t)
+		} else {
+			res, err = info.Node.Run(ctx, t)
+		}
+		resume = false
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.logger().Warn("node failed", "story", t.Story.ID, "chat", c.ID, "node", id, "type", info.Type, "err", err)
+			c.Error = fmt.Sprintf("node %q (%s): %v", id, info.Type, err)
+			if t.Story.OnError != "" && id != t.Story.OnError {
+				id = t.Story.OnError
+				continue
+			}
+			apology := r.Apology
+			if apology == "" {
+				apology = DefaultApology
+			}
+			t.Send(Response{Type: TypeText, Delay: DefaultDelay, Message: apology})
+			if waitedAt != "" {
+				c.Node = waitedAt
+			}
+			c.Waiting = true
+			r.finish(ctx, t)
+			return nil
+		}
+		switch {
+		case res.Wait:
+			c.Waiting = true
+		case res.Status != "":
+			c.Status = res.Status
+		case res.Next == "":
+			c.Status = StatusCompleted
+		default:
+			id = res.Next
+			continue
+		}
+		r.finish(ctx, t)
+		return nil
+	}
+}
+
+// finish records the turn's output in the chat and publishes its events.
+func (r *Runner) finish(ctx context.Context, t *Turn) {
+	c := t.Chat
+	now := time.Now().UTC()
+	for i := range t.Output {
+		c.Transcript = append(c.Transcript, Entry{From: "bot", Node: t.outNodes[i], Response: &t.Output[i], Time: now})
+	}
+	if n := len(c.Transcript) - MaxTranscript; n > 0 {
+		c.Transcript = append(c.Transcript[:0:0], c.Transcript[n:]...)
+	}
+	c.UpdatedAt = now
+	if r.Sink != nil && len(t.Events) > 0 {
+		if err := r.Sink.Publish(ctx, c, t.Events); err != nil {
+			r.logger().Error("publish events", "chat", c.ID, "err", err)
+		}
+	}
+}
+
+func (r *Runner) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
+
+// loopOf names the repeating part of a trail of node ids.
+func loopOf(trail []string) string {
+	last := trail[len(trail)-1]
+	for i := len(trail) - 2; i >= 0; i-- {
+		if trail[i] == last {
+			return strings.Join(trail[i:], " -> ")
+		}
+	}
+	return strings.Join(trail, " -> ")
+}

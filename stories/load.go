@@ -1,0 +1,281 @@
+// Package stories loads story files: strict YAML decoding with positions,
+// environment expansion, node building through a registry, and lints.
+package stories
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/storyflow/storyflow/engine"
+	"gopkg.in/yaml.v3"
+)
+
+// Options of Load.
+type Options struct {
+	// Registry of node types (default engine.Default).
+	Registry *engine.Registry
+	// Getenv expands ${VAR} (default os.LookupEnv).
+	Getenv func(string) (string, bool)
+	// Values are handed to node constructors through engine.Build.Values.
+	Values map[string]any
+}
+
+var (
+	storyIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	nodeIDRe  = regexp.MustCompile(`^([A-Za-z0-9_-]{1,64}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$`)
+	envRe     = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+)
+
+// storyFields are the top-level fields of a story file.
+var storyFields = []string{"id", "name", "start", "onError", "attributes", "webhooks", "nodes"}
+
+// LoadFile reads and loads a story file.
+func LoadFile(path string, o Options) (*engine.Story, []engine.Lint, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read story: %w", err)
+	}
+	return Load(path, src, o)
+}
+
+// Load parses and builds a story. It returns the story and its warnings, or
+// an *engine.LintError holding every error (and warning) of the file.
+func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engine.Lint, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s, warnings = nil, nil
+			err = &engine.LintError{Lints: []engine.Lint{{File: file, Line: 1, Column: 1, Message: fmt.Sprintf("internal error: %v", r)}}}
+		}
+	}()
+	l := &loader{o: o, b: &engine.Build{File: file, Values: o.Values}}
+	if l.o.Registry == nil {
+		l.o.Registry = engine.Default
+	}
+	if l.o.Getenv == nil {
+		l.o.Getenv = os.LookupEnv
+	}
+	s = l.load(src)
+	var errs, warns []engine.Lint
+	for _, li := range l.b.Lints {
+		if li.Warning {
+			warns = append(warns, li)
+		} else {
+			errs = append(errs, li)
+		}
+	}
+	sortLints(errs)
+	sortLints(warns)
+	if len(errs) > 0 {
+		return nil, warns, &engine.LintError{Lints: append(errs, warns...)}
+	}
+	return s, warns, nil
+}
+
+func sortLints(ls []engine.Lint) {
+	slices.SortStableFunc(ls, func(a, b engine.Lint) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
+}
+
+type loader struct {
+	o Options
+	b *engine.Build
+}
+
+func (l *loader) errAt(n *yaml.Node, format string, args ...any) {
+	li := engine.Lint{File: l.b.File, Line: 1, Column: 1, Message: fmt.Sprintf(format, args...)}
+	if n != nil {
+		li.Line, li.Column = n.Line, n.Column
+	}
+	l.b.Lints = append(l.b.Lints, li)
+}
+
+func (l *loader) load(src []byte) *engine.Story {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	if err := dec.Decode(&doc); err != nil {
+		l.yamlError(err)
+		return nil
+	}
+	if len(doc.Content) == 0 {
+		l.errAt(nil, "story is empty")
+		return nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		l.errAt(root, "a story must be a mapping with id, start and nodes")
+		return nil
+	}
+	l.expandEnv(root)
+	top := l.b.NewConfig(nil, root)
+	top.CheckFields(nil, storyFields...)
+	s := &engine.Story{
+		ID: top.String("id"), Name: top.String("name"), Start: top.String("start"),
+		OnError: top.String("onError"), Version: 1, File: l.b.File, Source: src,
+		Nodes: map[string]*engine.NodeInfo{},
+	}
+	for _, f := range []string{"id", "start", "nodes"} {
+		if !top.Has(f) {
+			l.errAt(root, "field %s is required", f)
+		}
+	}
+	if top.Has("id") && !storyIDRe.MatchString(s.ID) {
+		l.errAt(top.Value("id"), "story id %q must match [a-z0-9][a-z0-9_-]{0,63}", s.ID)
+	}
+	if n := len([]rune(s.Name)); top.Has("name") && (n < 1 || n > 128) {
+		l.errAt(top.Value("name"), "name must be 1 to 128 characters")
+	}
+	if a := top.Value("attributes"); a != nil {
+		if a.Kind != yaml.MappingNode {
+			l.errAt(a, "field attributes must be a map")
+		} else if err := a.Decode(&s.Attributes); err != nil {
+			l.errAt(a, "attributes: %v", err)
+		}
+	}
+	if w := top.Value("webhooks"); w != nil {
+		if w.Kind != yaml.MappingNode {
+			l.errAt(w, "field webhooks must be a map of connections")
+		} else {
+			l.b.Webhooks = map[string]*yaml.Node{}
+			for i := 0; i+1 < len(w.Content); i += 2 {
+				l.b.Webhooks[w.Content[i].Value] = w.Content[i+1]
+			}
+		}
+	}
+	nodes := top.Value("nodes")
+	if nodes != nil && nodes.Kind != yaml.MappingNode {
+		l.errAt(nodes, "field nodes must be a map of node id to node")
+		nodes = nil
+	}
+	// Pass 1: ids, so references can be checked while nodes build.
+	type pending struct {
+		info *engine.NodeInfo
+		m    *yaml.Node
+	}
+	var ps []pending
+	if nodes != nil {
+		for i := 0; i+1 < len(nodes.Content); i += 2 {
+			k, v := nodes.Content[i], nodes.Content[i+1]
+			id := k.Value
+			if _, dup := s.Nodes[id]; dup {
+				l.errAt(k, "node %q is defined twice", id)
+				continue
+			}
+			if !nodeIDRe.MatchString(id) {
+				l.errAt(k, "node id %q must match [A-Za-z0-9_-]{1,64} or be a UUID", id)
+			}
+			info := &engine.NodeInfo{ID: id, Name: id, Line: k.Line, Column: k.Column}
+			s.Nodes[id] = info
+			s.Order = append(s.Order, id)
+			ps = append(ps, pending{info, v})
+		}
+	}
+	l.b.NodeExists = func(id string) bool { _, ok := s.Nodes[id]; return ok }
+	if top.Has("start") && s.Start != "" && !l.b.NodeExists(s.Start) {
+		l.errAt(top.Value("start"), "start: node %q not found", s.Start)
+	}
+	if top.Has("onError") && !l.b.NodeExists(s.OnError) {
+		l.errAt(top.Value("onError"), "onError: node %q not found", s.OnError)
+	}
+	// Pass 2: build every node.
+	for _, p := range ps {
+		l.buildNode(p.info, p.m)
+	}
+	for _, p := range ps {
+		if p.info.Node == nil {
+			return nil
+		}
+	}
+	if len(ps) == 0 && nodes != nil {
+		l.errAt(nodes, "a story needs at least one node")
+	}
+	l.warnGraph(s)
+	return s
+}
+
+func (l *loader) buildNode(info *engine.NodeInfo, m *yaml.Node) {
+	for m != nil && m.Kind == yaml.AliasNode {
+		m = m.Alias
+	}
+	c := l.b.NewConfig(info, m)
+	if m == nil || m.Kind != yaml.MappingNode {
+		c.ErrorAt(m, "a node must be a mapping with a type")
+		return
+	}
+	info.Type = c.String("type")
+	if info.Type == "" {
+		c.ErrorAt(m, "field type is required")
+		return
+	}
+	spec, build, ok := l.o.Registry.Lookup(info.Type)
+	if !ok {
+		var names []string
+		for _, sp := range l.o.Registry.Specs() {
+			names = append(names, sp.Type)
+		}
+		c.Errorf("type", "unknown node type %q (known: %s)", info.Type, strings.Join(names, ", "))
+		return
+	}
+	info.Waits = spec.Waits
+	if c.Has("name") {
+		info.Name = c.String("name")
+		if n := len([]rune(info.Name)); n < 1 || n > 128 {
+			c.Errorf("name", "name must be 1 to 128 characters")
+		}
+	}
+	c.CheckFields(spec.Fields, "type", "name")
+	node, err := build(c)
+	if err != nil {
+		c.ErrorAt(m, "%v", err)
+		return
+	}
+	if c.Failed() {
+		return
+	}
+	info.Node = node
+}
+
+// yamlError turns a yaml.v3 error ("yaml: line 3: ...") into a lint.
+func (l *loader) yamlError(err error) {
+	msg := err.Error()
+	line := 1
+	if te, ok := err.(*yaml.TypeError); ok && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		var n int
+		if _, e := fmt.Sscanf(rest, "%d:", &n); e == nil {
+			line = n
+			_, msg, _ = strings.Cut(rest, ": ")
+		}
+	}
+	l.b.Lints = append(l.b.Lints, engine.Lint{File: l.b.File, Line: line, Column: 1, Message: "yaml: " + msg})
+}
+
+// expandEnv replaces ${VAR} in every scalar; an unset variable is an error.
+func (l *loader) expandEnv(n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		n.Value = envRe.ReplaceAllStringFunc(n.Value, func(m string) string {
+			name := m[2 : len(m)-1]
+			v, ok := l.o.Getenv(name)
+			if !ok {
+				l.errAt(n, "environment variable %s is not set", name)
+			}
+			return v
+		})
+	}
+	for _, c := range n.Content {
+		l.expandEnv(c)
+	}
+}
