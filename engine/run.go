@@ -18,7 +18,7 @@ type Turn struct {
 	// Node is the node being run.
 	Node *NodeInfo
 	// Input is the input that started the turn (empty when the chat starts).
-	Input Input
+	Input  Input
 	Output []Response
 	// outNodes[i] is the node that sent Output[i].
 	outNodes []string

@@ -4,12 +4,19 @@ package nodes
 
 import "github.com/storyflow/storyflow/engine"
 
-var builtins []func(r *engine.Registry) error
+// Options configure the built-in node types of a registry.
+type Options struct {
+	// AllowPrivateWebhooks lets webhook nodes call loopback, private and
+	// link-local addresses (development and tests).
+	AllowPrivateWebhooks bool
+}
+
+var builtins []func(r *engine.Registry, o Options) error
 
 // Register adds every built-in node type to r.
-func Register(r *engine.Registry) error {
+func Register(r *engine.Registry, o Options) error {
 	for _, add := range builtins {
-		if err := add(r); err != nil {
+		if err := add(r, o); err != nil {
 			return err
 		}
 	}
@@ -17,17 +24,23 @@ func Register(r *engine.Registry) error {
 }
 
 // NewRegistry returns a fresh registry holding the built-in node types.
-func NewRegistry() *engine.Registry {
+func NewRegistry(o Options) *engine.Registry {
 	r := engine.NewRegistry()
-	if err := Register(r); err != nil {
+	if err := Register(r, o); err != nil {
 		panic(err)
 	}
 	return r
 }
 
+// builtin registers a node type that needs no options.
 func builtin(spec engine.Spec, build engine.Constructor) {
-	builtins = append(builtins, func(r *engine.Registry) error { return r.Register(spec, build) })
-	engine.Default.MustRegister(spec, build)
+	builtinWith(spec, func(Options) engine.Constructor { return build })
+}
+
+// builtinWith registers a node type whose constructor depends on Options.
+func builtinWith(spec engine.Spec, build func(Options) engine.Constructor) {
+	builtins = append(builtins, func(r *engine.Registry, o Options) error { return r.Register(spec, build(o)) })
+	engine.Default.MustRegister(spec, build(Options{}))
 }
 
 // Common fields.
