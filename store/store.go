@@ -1,0 +1,160 @@
+// Package store is storyflow's storage: stories (versioned), chats (with
+// optimistic concurrency and remembered replies) and webhook connections.
+// Two implementations pass one behaviour suite (store/storetest):
+// store/bolt (embedded, the default) and store/mongo.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/storyflow/storyflow/engine"
+)
+
+// Errors returned by every implementation; test with errors.Is.
+var (
+	// ErrNotFound: no such story, story version, chat or connection.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the chat changed since it was read (its Rev moved on).
+	ErrConflict = errors.New("conflict")
+	// ErrExists: a chat or connection with that id already exists.
+	ErrExists = errors.New("already exists")
+)
+
+// MaxReplies bounds the replies a chat remembers for repeated message ids:
+// those written by the chat's last MaxReplies updates are kept.
+const MaxReplies = 200
+
+// DefaultLimit is the ListChats limit when ChatFilter.Limit is 0.
+const DefaultLimit = 100
+
+// Store is the storage interface. Implementations are safe for concurrent use.
+type Store interface {
+	// PutStory stores source as the story's next version (previous+1, starting
+	// at 1; versions of a deleted story continue its numbering). If the
+	// latest live version has identical source, nothing is written and its
+	// version is returned. created is true when the id had no live story
+	// before (new or deleted): the API answers 201 then, else 200.
+	PutStory(ctx context.Context, id string, source []byte) (version int, created bool, err error)
+	// GetStory returns one version of a story; version 0 is the latest live
+	// one (ErrNotFound once deleted). A given version stays readable after
+	// delete, so running chats keep their version.
+	GetStory(ctx context.Context, id string, version int) (StoryRecord, error)
+	// ListStories returns the latest version of each live story, by id.
+	ListStories(ctx context.Context) ([]StoryRecord, error)
+	// DeleteStory marks the story deleted (ErrNotFound if it is not live).
+	DeleteStory(ctx context.Context, id string) error
+
+	// CreateChat stores a new chat with Rev 1 and sets c.Rev (ErrExists on a
+	// duplicate id).
+	CreateChat(ctx context.Context, c *engine.Chat) error
+	// GetChat returns a chat (ErrNotFound).
+	GetChat(ctx context.Context, id string) (*engine.Chat, error)
+	// UpdateChat stores c if the stored Rev equals c.Rev, with Rev+1, and then
+	// sets c.Rev; otherwise ErrConflict (or ErrNotFound). When reply is not
+	// nil it is remembered in the same atomic write, for GetReply. Callers
+	// running a turn for a message id check GetReply before the turn and
+	// again after each ErrConflict, so a repeated id runs nothing.
+	UpdateChat(ctx context.Context, c *engine.Chat, reply *Reply) error
+	// GetReply returns the remembered answer to a chat's message id.
+	GetReply(ctx context.Context, chatID, messageID string) (body []byte, ok bool, err error)
+	// ListChats returns chats by id, filtered.
+	ListChats(ctx context.Context, f ChatFilter) ([]*engine.Chat, error)
+
+	// CreateConnection stores a webhook connection; it sets ID (NewID) when
+	// empty, CreatedAt and UpdatedAt. ErrExists on a duplicate id.
+	CreateConnection(ctx context.Context, c *Connection) error
+	// GetConnection returns a connection (ErrNotFound).
+	GetConnection(ctx context.Context, id string) (Connection, error)
+	// ListConnections returns connections by id; storyID "" means all.
+	ListConnections(ctx context.Context, storyID string) ([]Connection, error)
+	// UpdateConnection replaces StoryID, Name, URL, Token, Headers and Auth
+	// and sets UpdatedAt; ID, CreatedAt and Error are kept (ErrNotFound).
+	UpdateConnection(ctx context.Context, c *Connection) error
+	// DeleteConnection removes a connection (ErrNotFound).
+	DeleteConnection(ctx context.Context, id string) error
+	// SetConnectionError records the connection's last error; "" clears it.
+	SetConnectionError(ctx context.Context, id, msg string) error
+
+	// Close releases the store.
+	Close() error
+}
+
+// StoryRecord is one stored version of a story.
+type StoryRecord struct {
+	ID      string `json:"id" bson:"storyId"`
+	Version int    `json:"version" bson:"version"`
+	Source  []byte `json:"source" bson:"source"`
+	// CreatedAt is when the story id was first stored; UpdatedAt when this
+	// version was.
+	CreatedAt time.Time `json:"createdAt" bson:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt" bson:"updatedAt"`
+	// Deleted is set on the versions of a deleted story.
+	Deleted bool `json:"deleted,omitempty" bson:"deleted,omitempty"`
+}
+
+// Reply is the answer to remember for a client message id.
+type Reply struct {
+	MessageID string `json:"id" bson:"id"`
+	Body      []byte `json:"body" bson:"body"`
+}
+
+// ChatFilter selects chats for ListChats. Empty fields match all.
+type ChatFilter struct {
+	StoryID string
+	Status  engine.Status
+	// Limit caps the result (0: DefaultLimit).
+	Limit int
+	// After is a chat id: only chats with greater ids (paging).
+	After string
+}
+
+// Connection is a webhook connection (ChatBot.com's Webhooks API).
+type Connection struct {
+	ID        string            `json:"id" bson:"_id"`
+	StoryID   string            `json:"storyId" bson:"storyId"`
+	Name      string            `json:"name" bson:"name"`
+	URL       string            `json:"url" bson:"url"`
+	Token     string            `json:"token,omitempty" bson:"token,omitempty"`
+	Headers   map[string]string `json:"headers,omitempty" bson:"headers,omitempty"`
+	Auth      *BasicAuth        `json:"auth,omitempty" bson:"auth,omitempty"`
+	Error     string            `json:"error,omitempty" bson:"error,omitempty"`
+	CreatedAt time.Time         `json:"createdAt" bson:"createdAt"`
+	UpdatedAt time.Time         `json:"updatedAt" bson:"updatedAt"`
+}
+
+// BasicAuth is a connection's HTTP basic auth.
+type BasicAuth struct {
+	Username string `json:"username" bson:"username"`
+	Password string `json:"password" bson:"password"`
+}
+
+var (
+	idProcess [5]byte
+	idCounter atomic.Uint32
+)
+
+func init() {
+	var b [9]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	copy(idProcess[:], b[:5])
+	idCounter.Store(binary.BigEndian.Uint32(b[5:]))
+}
+
+// NewID returns a new 24-hex id shaped like a MongoDB ObjectID: 4 bytes of
+// seconds, 5 random bytes per process, a 3-byte counter.
+func NewID() string {
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[0:4], uint32(time.Now().Unix()))
+	copy(b[4:9], idProcess[:])
+	n := idCounter.Add(1)
+	b[9], b[10], b[11] = byte(n>>16), byte(n>>8), byte(n)
+	return hex.EncodeToString(b[:])
+}
