@@ -1,0 +1,197 @@
+// Command storyflow is the story engine's command line: validate stories,
+// talk to them in the terminal, draw their graph, print the JSON Schema.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	_ "github.com/storyflow/storyflow/nodes" // built-in node types
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// command is one subcommand.
+type command struct {
+	name, args, summary string
+	run                 func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+// commands holds the subcommands; each file registers its own in init.
+var commands = map[string]*command{}
+
+// register adds a subcommand; a duplicate name panics.
+func register(c *command) {
+	if _, dup := commands[c.name]; dup {
+		panic("storyflow: command " + c.name + " registered twice")
+	}
+	commands[c.name] = c
+}
+
+func init() {
+	register(&command{name: "version", summary: "print the version", run: runVersion})
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			if c := lookup(args[1]); c != nil {
+				return c.run([]string{"-h"}, stdin, stdout, stderr)
+			}
+		}
+		usage(stdout)
+		return exitOK
+	case "-version", "--version":
+		name = "version"
+	}
+	c := lookup(name)
+	if c == nil {
+		fmt.Fprintf(stderr, "storyflow: unknown command %q\n\n", name)
+		usage(stderr)
+		return exitUsage
+	}
+	return c.run(args[1:], stdin, stdout, stderr)
+}
+
+func lookup(name string) *command { return commands[name] }
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "storyflow: chatbot stories as YAML node graphs")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage:")
+	for _, name := range slices.Sorted(maps.Keys(commands)) {
+		c := commands[name]
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  storyflow %-9s %s", c.name, c.args), " "))
+		fmt.Fprintf(w, "            %s\n", c.summary)
+	}
+	fmt.Fprintln(w, "  storyflow help COMMAND")
+	fmt.Fprintln(w, "            show a command's flags")
+}
+
+// newFlags returns a flag set for command name that writes to stderr.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("storyflow "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if c := lookup(name); c != nil {
+		fs.Usage = func() {
+			fmt.Fprintf(stderr, "Usage: storyflow %s %s\n\n%s\n", c.name, c.args, c.summary)
+			if hasFlags(fs) {
+				fmt.Fprintln(stderr, "\nFlags:")
+				fs.PrintDefaults()
+			}
+		}
+	}
+	return fs
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+// parseFlags parses args allowing flags after the positional arguments
+// (storyflow graph x.yaml --format dot): flags are moved in front first.
+// It returns the positional arguments.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return nil, err
+	}
+	return fs.Args(), nil
+}
+
+// flagExit is the exit code after a flag parse error: 0 for -h, else usage.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+// reorder moves flags (and the values of non-boolean flags) before the
+// positional arguments. Everything after "--" stays positional.
+func reorder(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil || isBool(f) {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return append(append(flags, "--"), pos...)
+}
+
+func isBool(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("version", stderr)
+	if _, err := parseFlags(fs, args); err != nil {
+		return flagExit(err)
+	}
+	line := "storyflow " + version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		var rev, dirty string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "+dirty"
+				}
+			}
+		}
+		if rev != "" {
+			line += " (" + rev[:min(12, len(rev))] + dirty + ")"
+		}
+		line += " " + bi.GoVersion
+	}
+	fmt.Fprintln(stdout, line)
+	return exitOK
+}
