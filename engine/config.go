@@ -21,6 +21,10 @@ type Build struct {
 	Webhooks map[string]*yaml.Node
 	// Values holds anything a caller hands to constructors (e.g. options).
 	Values map[string]any
+	// Source is the file's text, to place errors inside multi-line values.
+	Source []byte
+
+	lineStarts []int
 }
 
 // Config is a node's YAML config (or an object within it) as its
@@ -389,24 +393,20 @@ func (c *Config) ref(v *yaml.Node, kind, label string) string {
 }
 
 // exprPos returns the position of an expression error inside scalar v.
-func exprPos(v *yaml.Node, err error) *yaml.Node {
+func (c *Config) exprPos(v *yaml.Node, err error) *yaml.Node {
 	var ee *ExprError
 	if !errors.As(err, &ee) {
 		return v
 	}
 	p := *v
-	switch {
-	case v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
-		p.Line += max(ee.Line, 1)
-		p.Column += 2 + ee.Column
-	case ee.Line > 1:
-		p.Line += ee.Line - 1
-		p.Column = 1 + ee.Column
-	default:
-		p.Column += ee.Column
-		if v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
-			p.Column++
-		}
+	if line, col, ok := c.b.scalarPos(v, ee.Offset); ok {
+		p.Line, p.Column = line, col
+		return &p
+	}
+	// The value cannot be traced in the source: count on the first line.
+	p.Column += ee.Offset
+	if v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+		p.Column++
 	}
 	return &p
 }
@@ -424,7 +424,7 @@ func (c *Config) Expr(field string, asBool bool) *Program {
 func (c *Config) ExprAt(v *yaml.Node, asBool bool) *Program {
 	p, err := CompileExpr(v.Value, asBool)
 	if err != nil {
-		c.ErrorAt(exprPos(v, err), "expression: %v", err)
+		c.ErrorAt(c.exprPos(v, err), "expression: %v", err)
 		return nil
 	}
 	return p
@@ -443,7 +443,7 @@ func (c *Config) Template(field string) *Template {
 func (c *Config) TemplateAt(v *yaml.Node) *Template {
 	t, err := CompileTemplate(v.Value)
 	if err != nil {
-		c.ErrorAt(exprPos(v, err), "%v", err)
+		c.ErrorAt(c.exprPos(v, err), "%v", err)
 		return nil
 	}
 	return t

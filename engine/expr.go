@@ -38,10 +38,12 @@ type Program struct {
 	prog   *vm.Program
 }
 
-// ExprError is a compile error with its offset in the source (0-based rune column
-// on the first line).
+// ExprError is a compile error with its place in the source: Line (1-based),
+// Column (0-based, in runes, on that line) and Offset (0-based, in runes,
+// from the start of the source).
 type ExprError struct {
 	Line, Column int
+	Offset       int
 	Message      string
 }
 
@@ -61,7 +63,7 @@ func CompileExpr(src string, asBool bool) (*Program, error) {
 		var fe *file.Error
 		if errors.As(err, &fe) {
 			msg, _, _ := strings.Cut(fe.Message, "\n")
-			return nil, &ExprError{Line: fe.Line, Column: fe.Column, Message: msg}
+			return nil, &ExprError{Line: fe.Line, Column: fe.Column, Offset: fe.From, Message: msg}
 		}
 		return nil, &ExprError{Message: err.Error()}
 	}

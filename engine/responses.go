@@ -83,7 +83,7 @@ func (c *Config) response() *ResponseTemplate {
 	*c.hasError = false
 	for _, k := range c.Keys() {
 		if k != "type" && k != "delay" && !contains(allowed, k) {
-			_, kn := c.getKey(k)
+			kn, _ := c.get(k)
 			c.ErrorAt(kn, "%s response: field %s not recognised", typ, k)
 		}
 	}
@@ -120,7 +120,7 @@ func (c *Config) response() *ResponseTemplate {
 		pos[p] = e.m
 		for _, k := range e.Keys() {
 			if k != "title" && k != "subtitle" && k != "imageUrl" && k != "buttons" {
-				_, kn := e.getKey(k)
+				kn, _ := e.get(k)
 				c.ErrorAt(kn, "card: field %s not recognised", k)
 			}
 		}
@@ -169,8 +169,6 @@ func (c *Config) recordGoto(b Button) {
 	}
 }
 
-func (c *Config) getKey(field string) (*yaml.Node, *yaml.Node) { return c.get(field) }
-
 func (c *Config) buttons(field, path string, pos map[string]*yaml.Node) ([]buttonTemplate, []Button) {
 	var bts []buttonTemplate
 	var bs []Button
@@ -182,7 +180,7 @@ func (c *Config) buttons(field, path string, pos map[string]*yaml.Node) ([]butto
 		pos[p] = o.m
 		for _, k := range o.Keys() {
 			if k != "type" && k != "title" && k != "value" && k != "height" {
-				_, kn := o.getKey(k)
+				kn, _ := o.get(k)
 				c.ErrorAt(kn, "button: field %s not recognised", k)
 			}
 		}

@@ -54,8 +54,11 @@ func (l Lint) String() string {
 	if l.Warning {
 		b.WriteString("warning: ")
 	}
-	if l.Node != "" {
+	switch {
+	case l.Node != "" && l.NodeType != "":
 		fmt.Fprintf(&b, "node %q (%s): ", l.Node, l.NodeType)
+	case l.Node != "":
+		fmt.Fprintf(&b, "node %q: ", l.Node)
 	}
 	b.WriteString(l.Message)
 	return b.String()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Template is a string that may hold {{ expr }} parts (SPEC §1).
@@ -34,15 +35,16 @@ func CompileTemplate(src string) (*Template, error) {
 		}
 		j := strings.Index(rest[i+2:], "}}")
 		if j < 0 {
-			return nil, &ExprError{Column: off + i, Message: "template has {{ without }}"}
+			e := &ExprError{Offset: utf8.RuneCountInString(src[:off+i]), Message: "template has {{ without }}"}
+			e.Line, e.Column = lineColumn(src, e.Offset)
+			return nil, e
 		}
 		code := rest[i+2 : i+2+j]
 		p, err := CompileExpr(code, false)
 		if err != nil {
 			e := err.(*ExprError)
-			if e.Line <= 1 {
-				e.Column += off + i + 2
-			}
+			e.Offset += utf8.RuneCountInString(src[:off+i+2])
+			e.Line, e.Column = lineColumn(src, e.Offset)
 			e.Message = "template: " + e.Message
 			return nil, e
 		}
@@ -50,6 +52,24 @@ func CompileTemplate(src string) (*Template, error) {
 		off += i + 2 + j + 2
 		rest = rest[i+2+j+2:]
 	}
+}
+
+// lineColumn returns the line (1-based) and column (0-based) of rune offset off in s.
+func lineColumn(s string, off int) (line, col int) {
+	line = 1
+	n := 0
+	for _, r := range s {
+		if n == off {
+			break
+		}
+		n++
+		if r == '\n' {
+			line, col = line+1, 0
+		} else {
+			col++
+		}
+	}
+	return line, col
 }
 
 // MustTemplate compiles src or panics; for tests and static strings.

@@ -1,12 +1,17 @@
 package stories
 
 import (
+	"slices"
+
 	"github.com/storyflow/storyflow/engine"
 )
 
 // warnGraph adds warnings for nodes unreachable from start and for cycles
 // on which no node waits for input.
 func (l *loader) warnGraph(s *engine.Story) {
+	if s.Nodes[s.Start] == nil {
+		return // a missing or unknown start is an error already
+	}
 	seen := map[string]bool{}
 	var stack []string
 	push := func(id string) {
@@ -146,15 +151,13 @@ func selfLoop(s *engine.Story, id string) bool {
 }
 
 func inFileOrder(s *engine.Story, ids []string) []string {
-	set := map[string]bool{}
-	for _, id := range ids {
-		set[id] = true
-	}
-	var out []string
-	for _, id := range s.Order {
-		if set[id] {
-			out = append(out, id)
+	out := slices.Clone(ids)
+	slices.SortFunc(out, func(a, b string) int {
+		na, nb := s.Nodes[a], s.Nodes[b]
+		if na.Line != nb.Line {
+			return na.Line - nb.Line
 		}
-	}
+		return na.Column - nb.Column
+	})
 	return out
 }

@@ -51,7 +51,7 @@ func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engin
 			err = &engine.LintError{Lints: []engine.Lint{{File: file, Line: 1, Column: 1, Message: fmt.Sprintf("internal error: %v", r)}}}
 		}
 	}()
-	l := &loader{o: o, b: &engine.Build{File: file, Values: o.Values}}
+	l := &loader{o: o, b: &engine.Build{File: file, Values: o.Values, Source: src}}
 	if l.o.Registry == nil {
 		l.o.Registry = engine.Default
 	}
@@ -121,6 +121,7 @@ func (l *loader) load(src []byte) *engine.Story {
 		OnError: top.String("onError"), Version: 1, File: l.b.File, Source: src,
 		Nodes: map[string]*engine.NodeInfo{},
 	}
+	l.b.StoryID = s.ID
 	for _, f := range []string{"id", "start", "nodes"} {
 		if !top.Has(f) {
 			l.errAt(root, "field %s is required", f)
