@@ -1,0 +1,252 @@
+package bolt_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/store"
+	"github.com/storyflow/storyflow/store/bolt"
+	"github.com/storyflow/storyflow/store/storetest"
+)
+
+func TestSuite(t *testing.T) {
+	modes := []struct {
+		name string
+		open func(string) (*bolt.Store, error)
+	}{
+		{"group", bolt.Open},
+		{"batch", bolt.OpenBatch},
+		{"serial", bolt.OpenSerial},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) storetest.Opener {
+				dir := t.TempDir()
+				return func() (store.Store, error) { return m.open(dir) }
+			})
+		})
+	}
+}
+
+func TestOpenLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := bolt.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// bbolt's flock is per process on Linux only across file descriptors;
+	// a second Open in the same process waits for the lock and times out.
+	if s2, err := bolt.Open(dir); err == nil {
+		s2.Close()
+		t.Fatal("second open of a locked store succeeded")
+	}
+}
+
+func TestClosed(t *testing.T) {
+	s, err := bolt.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	if err := s.CreateChat(context.Background(), &engine.Chat{ID: "c"}); err == nil {
+		t.Error("write after close succeeded")
+	}
+}
+
+const (
+	crashEnv   = "STOREBOLT_CRASH_DIR"
+	crashChats = 4
+)
+
+// TestCrashKill9 runs a child process that updates chats and prints each
+// acknowledged revision, kills it with SIGKILL mid-way, reopens the store
+// and checks every acknowledged update is there.
+func TestCrashKill9(t *testing.T) {
+	if dir := os.Getenv(crashEnv); dir != "" {
+		crashChild(dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKill9$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]int64{}
+	lines := 0
+	sc := bufio.NewScanner(out)
+	deadline := time.Now().Add(30 * time.Second)
+	for lines < 300 && time.Now().Before(deadline) && sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 || f[0] != "ack" {
+			continue
+		}
+		rev, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			t.Fatalf("bad line %q", sc.Text())
+		}
+		acked[f[1]] = max(acked[f[1]], rev)
+		lines++
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if lines < 300 {
+		t.Fatalf("child acknowledged only %d updates before the deadline", lines)
+	}
+
+	s, err := bolt.Open(dir)
+	if err != nil {
+		t.Fatalf("reopen after kill -9: %v", err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for id, rev := range acked {
+		c, err := s.GetChat(ctx, id)
+		if err != nil {
+			t.Errorf("chat %s (acknowledged rev %d): %v", id, rev, err)
+			continue
+		}
+		if c.Rev < rev {
+			t.Errorf("chat %s: stored rev %d, acknowledged %d", id, c.Rev, rev)
+		}
+		// The chat's content matches its revision, and the acknowledged
+		// update's reply is remembered.
+		if n := c.Attributes["n"]; n != float64(c.Rev) {
+			t.Errorf("chat %s: rev %d but n = %v", id, c.Rev, n)
+		}
+		if body, ok, err := s.GetReply(ctx, id, fmt.Sprintf("m%d", rev)); err != nil || !ok || string(body) != strconv.FormatInt(rev, 10) {
+			t.Errorf("chat %s: reply of acknowledged rev %d: %q %v %v", id, rev, body, ok, err)
+		}
+	}
+	t.Logf("acknowledged %d updates over %d chats before SIGKILL", lines, len(acked))
+}
+
+// crashChild updates crashChats chats concurrently until killed (or a
+// minute passes), printing "ack <chat> <rev>" after each acknowledged write.
+func crashChild(dir string) {
+	s, err := bolt.Open(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx := context.Background()
+	var mu sync.Mutex
+	ack := func(id string, rev int64) {
+		mu.Lock()
+		fmt.Fprintf(os.Stdout, "ack %s %d\n", id, rev)
+		mu.Unlock()
+	}
+	stop := time.Now().Add(time.Minute)
+	var wg sync.WaitGroup
+	for i := range crashChats {
+		wg.Go(func() {
+			id := fmt.Sprintf("chat%d", i)
+			c := &engine.Chat{ID: id, StoryID: "s", Status: engine.StatusActive, Attributes: map[string]any{"n": float64(1)}}
+			if err := s.CreateChat(ctx, c); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			ack(id, c.Rev)
+			for time.Now().Before(stop) {
+				next := c.Rev + 1
+				c.Attributes["n"] = float64(next)
+				reply := &store.Reply{MessageID: fmt.Sprintf("m%d", next), Body: []byte(strconv.FormatInt(next, 10))}
+				if err := s.UpdateChat(ctx, c, reply); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
+				}
+				ack(id, c.Rev)
+			}
+		})
+	}
+	wg.Wait()
+	os.Exit(0)
+}
+
+// BenchmarkUpdateChatParallel updates distinct chats from parallel
+// goroutines (each a durable, fsynced commit) with each commit mode.
+func BenchmarkUpdateChatParallel(b *testing.B) {
+	modes := []struct {
+		name string
+		open func(string) (*bolt.Store, error)
+	}{
+		{"group", bolt.Open},
+		{"batch", bolt.OpenBatch},
+		{"serial", bolt.OpenSerial},
+	}
+	for _, m := range modes {
+		b.Run(m.name, func(b *testing.B) {
+			s, err := m.open(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			var mu sync.Mutex
+			next := 0
+			b.SetParallelism(8) // 8 goroutines per CPU: many chats at once
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				mu.Lock()
+				id := fmt.Sprintf("chat%d", next)
+				next++
+				mu.Unlock()
+				c := &engine.Chat{ID: id, StoryID: "s", Status: engine.StatusActive, Attributes: map[string]any{"n": float64(0)}}
+				if err := s.CreateChat(ctx, c); err != nil {
+					b.Error(err)
+					return
+				}
+				for pb.Next() {
+					c.Attributes["n"] = float64(c.Rev)
+					err := s.UpdateChat(ctx, c, &store.Reply{MessageID: strconv.FormatInt(c.Rev, 10), Body: []byte(`{"status":"active"}`)})
+					if err != nil && !errors.Is(err, store.ErrConflict) {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkUpdateChat is one writer: the latency of a durable update.
+func BenchmarkUpdateChat(b *testing.B) {
+	s, err := bolt.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	c := &engine.Chat{ID: "c", StoryID: "s", Status: engine.StatusActive}
+	if err := s.CreateChat(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := s.UpdateChat(ctx, c, &store.Reply{MessageID: strconv.FormatInt(c.Rev, 10), Body: []byte("x")}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
