@@ -15,6 +15,8 @@ import (
 type Build struct {
 	File  string
 	Lints []Lint
+	// StoryID is the story's id (empty when the file names none).
+	StoryID string
 	// NodeExists tells whether a node id is defined in the story.
 	NodeExists func(id string) bool
 	// Webhooks are the story's named webhook connections (the webhooks: section).

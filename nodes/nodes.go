@@ -2,13 +2,28 @@
 // registers itself in engine.Default; Register adds them to another registry.
 package nodes
 
-import "github.com/storyflow/storyflow/engine"
+import (
+	"log/slog"
+
+	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/webhook"
+)
 
 // Options configure the built-in node types of a registry.
 type Options struct {
 	// AllowPrivateWebhooks lets webhook nodes call loopback, private and
 	// link-local addresses (development and tests).
 	AllowPrivateWebhooks bool
+	// Webhooks is the client webhook nodes share (default: one per registry,
+	// built from AllowPrivateWebhooks, which it then overrides).
+	Webhooks *webhook.Client
+	// Connections finds webhook connections made through the API; without
+	// it a webhook node may only name connections of its story.
+	Connections webhook.Connections
+	// WebhookErrors records each connection's last failure (optional).
+	WebhookErrors webhook.Recorder
+	// Logger logs webhook failures that take a failure branch (default slog.Default()).
+	Logger *slog.Logger
 }
 
 var builtins []func(r *engine.Registry, o Options) error

@@ -1,0 +1,369 @@
+package nodes
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/webhook"
+	"gopkg.in/yaml.v3"
+)
+
+// Webhook calls a bot owner's service and continues on its answer (SPEC §3):
+// the answer's attributes are merged, its responses sent, then the first
+// route that holds wins, else Next. A failed call sends and merges nothing
+// and goes to Failure; without one the node fails (onError or apology).
+type Webhook struct {
+	// Conn is the connection of the story (or inline); nil when the
+	// connection was made through the API and is looked up per call.
+	Conn    *webhook.Connection
+	Lookup  string
+	Format  webhook.Format
+	Routes  []engine.Route
+	Next    string
+	Failure string
+	// Model, System and History are the openai and messages settings.
+	Model   string
+	System  *engine.Template
+	History int
+
+	client *webhook.Client
+	conns  webhook.Connections
+	rec    webhook.Recorder
+	log    *slog.Logger
+}
+
+var _ engine.Node = (*Webhook)(nil)
+
+// Webhook node fields.
+const (
+	whWebhook = "webhook"
+	whFormat  = "format"
+	whRoutes  = "routes"
+	whNext    = "next"
+	whFailure = "failure"
+	whModel   = "model"
+	whSystem  = "system"
+	whHistory = "history"
+)
+
+// connectionFields are the fields of a webhook connection.
+var connectionFields = []engine.Field{
+	{Name: "url", Kind: engine.KindString, Required: true, Description: "URL called with POST (http or https, 1..1024 characters)"},
+	{Name: "token", Kind: engine.KindString, Description: "signs each request (X-Storyflow-Signature); the openai format sends it as a bearer token"},
+	{Name: "headers", Kind: engine.KindAny, Description: "headers added to each request (1..10)", Schema: map[string]any{
+		"type": "object", "minProperties": 1, "maxProperties": webhook.MaxHeaders,
+		"additionalProperties": map[string]any{"type": "string"},
+	}},
+	{Name: "auth", Kind: engine.KindObject, Description: "HTTP basic auth", Fields: []engine.Field{
+		{Name: "username", Kind: engine.KindString, Required: true, Description: "user name (1..1024)"},
+		{Name: "password", Kind: engine.KindString, Required: true, Description: "password (1..1024)"},
+	}},
+	{Name: "timeout", Kind: engine.KindDuration, Default: "10s", Description: "time for one attempt, answer included (at most 120s)"},
+	{Name: "retries", Kind: engine.KindInt, Default: 0, Description: "retries on network errors and 5xx, with exponential backoff (0..5)"},
+}
+
+// ConnectionFields are the fields of a webhook connection, for the
+// story's webhooks: section and the JSON Schema.
+func ConnectionFields() []engine.Field { return connectionFields }
+
+func init() {
+	builtinWith(webhookSpec(), newWebhook)
+}
+
+func webhookSpec() engine.Spec {
+	props := map[string]any{}
+	for _, f := range connectionFields {
+		props[f.Name] = fieldSchema(f)
+	}
+	connSchema := map[string]any{
+		"type": "object", "properties": props, "required": []string{"url"}, "additionalProperties": false,
+	}
+	return engine.Spec{
+		Type:    "webhook",
+		Summary: "Calls a webhook; merges the attributes and sends the responses it answers, then routes, else next; failure on error.",
+		Fields: []engine.Field{
+			{Name: whWebhook, Kind: engine.KindAny, Required: true, Fields: connectionFields,
+				Description: "name of a connection (the story's webhooks: section or the API), or an inline connection",
+				Schema: map[string]any{"oneOf": []any{
+					map[string]any{"type": "string", "minLength": 1},
+					connSchema,
+				}}},
+			{Name: whFormat, Kind: engine.KindString, Default: string(webhook.FormatChatbot), Enum: webhook.Formats,
+				Description: "wire format: chatbot (SPEC §3), messages, widget or openai"},
+			{Name: whRoutes, Kind: engine.KindRoutes, Fields: engine.RouteFields,
+				Description: "list of {when, next} checked after a successful call (webhook.status holds the HTTP status)"},
+			{Name: whNext, Kind: engine.KindRef, Description: "node after a successful call when no route holds; none completes the chat"},
+			{Name: whFailure, Kind: engine.KindRef, Description: "node after a failed call (default: the story's onError, or an apology)"},
+			{Name: whModel, Kind: engine.KindString, Description: "openai: the model (required with format openai)"},
+			{Name: whSystem, Kind: engine.KindTemplate, Description: "openai: the system message (a template)"},
+			{Name: whHistory, Kind: engine.KindInt, Default: webhook.DefaultHistory,
+				Description: "messages, openai: how many messages of the conversation to send (1..100)"},
+		},
+	}
+}
+
+func fieldSchema(f engine.Field) map[string]any {
+	if f.Schema != nil {
+		return f.Schema
+	}
+	s := map[string]any{"description": f.Description}
+	switch f.Kind {
+	case engine.KindInt:
+		s["type"] = "integer"
+	case engine.KindObject:
+		s["type"] = "object"
+		props := map[string]any{}
+		var req []string
+		for _, sf := range f.Fields {
+			props[sf.Name] = fieldSchema(sf)
+			if sf.Required {
+				req = append(req, sf.Name)
+			}
+		}
+		s["properties"], s["required"], s["additionalProperties"] = props, req, false
+	default:
+		s["type"] = "string"
+	}
+	return s
+}
+
+func newWebhook(o Options) engine.Constructor {
+	client := o.Webhooks
+	if client == nil {
+		client = webhook.NewClient(webhook.Options{AllowPrivate: o.AllowPrivateWebhooks})
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return func(c *engine.Config) (engine.Node, error) {
+		n := &Webhook{
+			Format:  webhook.Format(c.String(whFormat)),
+			Routes:  c.Routes(whRoutes),
+			Next:    c.Ref(whNext, "next", ""),
+			Failure: c.Ref(whFailure, "failure", "failure"),
+			Model:   c.String(whModel),
+			System:  c.Template(whSystem),
+			History: c.Int(whHistory, webhook.DefaultHistory),
+			client:  client, conns: o.Connections, rec: o.WebhookErrors, log: log,
+		}
+		if n.Format == "" {
+			n.Format = webhook.FormatChatbot
+		}
+		switch n.Format {
+		case webhook.FormatChatbot, webhook.FormatMessages, webhook.FormatWidget, webhook.FormatOpenAI:
+		default:
+			c.Errorf(whFormat, "format %q unknown (want one of %s)", n.Format, strings.Join(webhook.Formats, ", "))
+		}
+		if n.Format == webhook.FormatOpenAI && !c.Has(whModel) {
+			c.Errorf("", "field model is required with format openai")
+		}
+		for _, f := range []string{whModel, whSystem} {
+			if c.Has(f) && n.Format != webhook.FormatOpenAI {
+				c.Errorf(f, "field %s only applies to format openai", f)
+			}
+		}
+		if c.Has(whHistory) {
+			if n.Format != webhook.FormatOpenAI && n.Format != webhook.FormatMessages {
+				c.Errorf(whHistory, "field history only applies to formats messages and openai")
+			} else if n.History < 1 || n.History > 100 {
+				c.Errorf(whHistory, "history must be 1 to 100, got %d", n.History)
+			}
+		}
+		n.Conn, n.Lookup = resolveConnection(c, o.Connections)
+		return n, nil
+	}
+}
+
+// resolveConnection reads the node's webhook field: a name of the story's
+// webhooks: section, a name the API knows (looked up per call), or an
+// inline connection.
+func resolveConnection(c *engine.Config, conns webhook.Connections) (*webhook.Connection, string) {
+	v := c.Value(whWebhook)
+	if v == nil {
+		return nil, ""
+	}
+	for v.Kind == yaml.AliasNode {
+		v = v.Alias
+	}
+	b := c.Build()
+	switch v.Kind {
+	case yaml.MappingNode:
+		return readConnection(c, c.Object(whWebhook), c.ID(), c.Name()), ""
+	case yaml.ScalarNode:
+	default:
+		c.Errorf(whWebhook, "field webhook must be a connection name or a connection object")
+		return nil, ""
+	}
+	name := v.Value
+	if m, ok := b.Webhooks[name]; ok {
+		for m != nil && m.Kind == yaml.AliasNode {
+			m = m.Alias
+		}
+		if m == nil || m.Kind != yaml.MappingNode {
+			c.ErrorAt(m, "webhook connection %q must be an object with a url", name)
+			return nil, ""
+		}
+		return readConnection(c, c.Sub(m), name, name), ""
+	}
+	if conns == nil {
+		c.Errorf(whWebhook, "webhook connection %q not found in the story's webhooks section", name)
+		return nil, ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, found, err := conns.Lookup(ctx, b.StoryID, name)
+	switch {
+	case err != nil:
+		c.Errorf(whWebhook, "look up webhook connection %q: %v", name, err)
+	case !found:
+		c.Errorf(whWebhook, "webhook connection %q not found in the story's webhooks section or the API's connections", name)
+	default:
+		return nil, name
+	}
+	return nil, ""
+}
+
+// readConnection reads a connection object, reporting problems at its fields.
+func readConnection(node, cc *engine.Config, id, name string) *webhook.Connection {
+	cc.CheckFields(connectionFields)
+	conn := &webhook.Connection{
+		StoryID: node.Build().StoryID, ID: id, Name: name,
+		URL: cc.String("url"), Token: cc.String("token"), Headers: cc.StringMap("headers"),
+		Timeout: cc.Duration("timeout", 0), Retries: cc.Int("retries", 0),
+	}
+	if cc.Has("token") && conn.Token == "" {
+		cc.Errorf("token", "connection %s: token must be 1 to 1024 characters", name)
+	}
+	if cc.Has("headers") && len(conn.Headers) == 0 {
+		cc.Errorf("headers", "connection %s: headers must hold 1 to %d headers", name, webhook.MaxHeaders)
+	}
+	if cc.Has("timeout") && conn.Timeout <= 0 {
+		cc.Errorf("timeout", "connection %s: timeout must be more than 0", name)
+	}
+	auth := cc.Object("auth")
+	if auth != nil {
+		conn.Auth = &webhook.BasicAuth{Username: auth.String("username"), Password: auth.String("password")}
+	}
+	for _, p := range conn.Check() {
+		field, sub, _ := strings.Cut(p.Path, ".")
+		at := cc
+		if field == "auth" && auth != nil && auth.Has(sub) {
+			at, field = auth, sub
+		}
+		if field == "headers" && sub != "" {
+			at.Errorf(field, "connection %s: header %s: %s", name, sub, p.Message)
+			continue
+		}
+		at.Errorf(field, "connection %s: %s %s", name, field, p.Message)
+	}
+	if cc.Failed() {
+		return nil
+	}
+	return conn
+}
+
+// Run implements engine.Node.
+func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error) {
+	conn := n.Conn
+	if conn == nil {
+		found, ok, err := n.lookup(ctx, t.Story.ID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return engine.Result{}, ctx.Err()
+			}
+			return n.fail(ctx, t, nil, 0, err)
+		}
+		if !ok {
+			return n.fail(ctx, t, nil, 0, fmt.Errorf("connection %q not found", n.Lookup))
+		}
+		conn = found
+	}
+	c := t.Chat
+	req := webhook.Request{
+		Format: n.Format, ChatID: c.ID, UserID: c.UserID, ExternalID: c.ExternalID,
+		StoryID: t.Story.ID, StoryName: t.Story.Name, NodeID: t.Node.ID, NodeName: t.Node.Name,
+		UserAttributes: c.UserAttributes, Attributes: c.Attributes, Input: t.Input.Value(),
+		GotoOK: func(id string) bool { _, ok := t.Story.Nodes[id]; return ok },
+	}
+	switch n.Format {
+	case webhook.FormatMessages, webhook.FormatOpenAI:
+		req.Messages = webhook.Window(c.Transcript, t.Output, n.History)
+		req.Metadata, _ = c.Attributes["metadata"].(map[string]any)
+	case webhook.FormatWidget:
+		if req.Input == "" {
+			req.Messages = webhook.Window(c.Transcript, nil, 1)
+		}
+	}
+	if n.System != nil {
+		s, err := t.Render(n.System)
+		if err != nil {
+			return engine.Result{}, err
+		}
+		req.System = s
+	}
+	res, err := n.client.Call(ctx, conn, &req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return engine.Result{}, ctx.Err()
+		}
+		return n.fail(ctx, t, conn, res.Status, err)
+	}
+	if n.rec != nil {
+		n.rec.Record(ctx, conn, "")
+	}
+	t.SetWebhookStatus(res.Status)
+	t.MergeAttributes(res.Answer.Attributes)
+	for _, r := range res.Answer.Responses {
+		if r.Type == engine.TypeRandomText {
+			r = engine.Response{Type: engine.TypeText, Delay: r.Delay, Message: r.Messages[rand.IntN(len(r.Messages))]}
+		}
+		t.Send(r)
+	}
+	next, ok, err := t.Pick(n.Routes)
+	if err != nil {
+		return engine.Result{}, err
+	}
+	if !ok {
+		next = n.Next
+	}
+	if next == "" {
+		return engine.Complete(), nil
+	}
+	return engine.Goto(next), nil
+}
+
+func (n *Webhook) lookup(ctx context.Context, storyID string) (*webhook.Connection, bool, error) {
+	if n.conns == nil {
+		return nil, false, nil
+	}
+	c, ok, err := n.conns.Lookup(ctx, storyID, n.Lookup)
+	if err != nil {
+		return nil, false, fmt.Errorf("look up connection %q: %w", n.Lookup, err)
+	}
+	return &c, ok, nil
+}
+
+// fail records the reason and takes the failure branch; without one it
+// returns the error for the runner to handle (and log).
+func (n *Webhook) fail(ctx context.Context, t *engine.Turn, conn *webhook.Connection, status int, err error) (engine.Result, error) {
+	name := n.Lookup
+	if conn != nil {
+		name = conn.Name
+		if n.rec != nil {
+			n.rec.Record(ctx, conn, err.Error())
+		}
+	}
+	t.SetWebhookStatus(status)
+	if n.Failure == "" {
+		return engine.Result{}, fmt.Errorf("webhook %s: %w", name, err)
+	}
+	n.log.Warn("webhook failed", "story", t.Story.ID, "chat", t.Chat.ID, "node", t.Node.ID,
+		"connection", name, "reason", err.Error(), "next", n.Failure)
+	return engine.Goto(n.Failure), nil
+}

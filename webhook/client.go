@@ -1,0 +1,403 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// DefaultMaxBody is the largest answer body read (100 KiB).
+const DefaultMaxBody = 100 << 10
+
+// Options configure a Client.
+type Options struct {
+	// AllowPrivate lets calls reach loopback, private, link-local and
+	// metadata addresses (development and tests).
+	AllowPrivate bool
+	// Allow lists exact addresses reachable anyway (tests).
+	Allow []netip.AddrPort
+	// Resolver resolves host names (default: the system resolver).
+	Resolver Resolver
+	// MaxBody is the largest answer body read (default 100 KiB).
+	MaxBody int64
+	// Backoff is the wait before the first retry; it doubles per retry up
+	// to 5s (default 250ms).
+	Backoff time.Duration
+	// MaxRedirects is how many redirects a call follows (default 3).
+	MaxRedirects int
+	// Now is the clock of signature timestamps (default time.Now).
+	Now func() time.Time
+	// TLS configures TLS (default: system roots).
+	TLS *tls.Config
+}
+
+// Client calls webhooks. It holds one http.Client whose transport keeps
+// connections alive and dials through the outbound address guard. It is safe
+// for concurrent use; share one.
+type Client struct {
+	http    *http.Client
+	maxBody int64
+	backoff time.Duration
+	now     func() time.Time
+	bufs    sync.Pool
+}
+
+var errTooManyRedirects = errors.New("too many redirects")
+
+// NewClient returns a client.
+func NewClient(o Options) *Client {
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 250 * time.Millisecond
+	}
+	if o.MaxRedirects <= 0 {
+		o.MaxRedirects = 3
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	g := &guard{allowPrivate: o.AllowPrivate, allow: o.Allow}
+	d := &dialer{g: g, resolve: o.Resolver, net: net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}}
+	if !o.AllowPrivate {
+		d.net.Control = g.control
+	}
+	tr := &http.Transport{
+		Proxy:                 nil, // a proxy would dial around the guard
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		MaxConnsPerHost:       0,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       o.TLS,
+	}
+	maxRedirects := o.MaxRedirects
+	c := &Client{
+		maxBody: o.MaxBody, backoff: o.Backoff, now: o.Now,
+		http: &http.Client{
+			Transport: tr,
+			CheckRedirect: func(_ *http.Request, via []*http.Request) error {
+				if len(via) > maxRedirects {
+					return errTooManyRedirects
+				}
+				return nil
+			},
+		},
+	}
+	c.bufs.New = func() any { return new(bytes.Buffer) }
+	return c
+}
+
+// Close closes idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// Error is a failed call. Its message is a one-line reason for designers
+// ("Request failed with status code 404").
+type Error struct {
+	Reason string
+	// Status is the HTTP status of the answer (0 when there was none).
+	Status int
+	// Problems are the contract breaches of an invalid answer.
+	Problems []Problem
+	Err      error
+	retry    bool
+}
+
+// Problem is one breach of the answer contract, at a JSON path.
+type Problem struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Reason }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Result is a completed call.
+type Result struct {
+	MessageID string
+	Status    int
+	Attempts  int
+	Duration  time.Duration
+	Answer    *Answer
+	// Body is the raw answer, kept when Request.KeepBody is set.
+	Body []byte
+}
+
+// Call sends r to conn and decodes the answer. Network errors and 5xx
+// answers are retried conn.Retries times with the same message id. A
+// failure is an *Error (with a Result holding what is known), or the
+// context's error when ctx ends.
+func (c *Client) Call(ctx context.Context, conn *Connection, r *Request) (*Result, error) {
+	if r.MessageID == "" {
+		r.MessageID = uuid.NewString()
+	}
+	res := &Result{MessageID: r.MessageID}
+	body := c.buf()
+	defer c.put(body)
+	if err := encode(body, conn, r); err != nil {
+		return res, &Error{Reason: "Cannot encode request: " + oneLine(err.Error()), Err: err}
+	}
+	target := endpoint(r.Format, conn.URL)
+	start := time.Now()
+	answer := c.buf()
+	defer c.put(answer)
+	var err *Error
+	for attempt := 0; ; attempt++ {
+		answer.Reset()
+		res.Attempts++
+		res.Status, err = c.attempt(ctx, conn, r, target, body.Bytes(), answer)
+		if err == nil || !err.retry || attempt >= conn.Retries || ctx.Err() != nil {
+			break
+		}
+		wait := c.backoff << attempt
+		if wait > 5*time.Second || wait <= 0 {
+			wait = 5 * time.Second
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+	res.Duration = time.Since(start)
+	if r.KeepBody {
+		res.Body = bytes.Clone(answer.Bytes())
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	if err != nil {
+		return res, err
+	}
+	a, derr := decode(r.Format, answer.Bytes(), r.GotoOK)
+	if derr != nil {
+		return res, answerError(res.Status, derr)
+	}
+	res.Answer = a
+	return res, nil
+}
+
+func answerError(status int, err error) *Error {
+	e := &Error{Status: status, Err: err}
+	var ie *InvalidError
+	switch {
+	case errors.Is(err, ErrNotJSON):
+		e.Reason = "Response is not JSON"
+	case errors.As(err, &ie):
+		e.Reason = "Invalid response"
+		if len(ie.Problems) > 0 {
+			e.Reason += ": " + oneLine(ie.Problems[0].Error())
+		}
+		for _, p := range ie.Problems {
+			e.Problems = append(e.Problems, Problem{Path: p.Path, Message: p.Message})
+		}
+	default:
+		e.Reason = "Invalid response: " + oneLine(err.Error())
+	}
+	return e
+}
+
+// attempt makes one request and reads its answer into out.
+func (c *Client) attempt(ctx context.Context, conn *Connection, r *Request, target string, body []byte, out *bytes.Buffer) (int, *Error) {
+	timeout := conn.timeout()
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return 0, &Error{Reason: "Invalid URL: " + oneLine(unwrapURLError(err).Error()), Err: err}
+	}
+	h := req.Header
+	h["Content-Type"] = []string{"application/json"}
+	h["Accept"] = []string{"application/json"}
+	h["User-Agent"] = []string{"storyflow-webhook/1"}
+	h[HeaderMessageID] = []string{r.MessageID}
+	for k, v := range conn.Headers {
+		h.Set(k, v)
+	}
+	if conn.Auth != nil {
+		req.SetBasicAuth(conn.Auth.Username, conn.Auth.Password)
+	}
+	if conn.Token != "" {
+		if r.Format == FormatOpenAI {
+			h["Authorization"] = []string{"Bearer " + conn.Token}
+		} else {
+			ts := strconv.FormatInt(c.now().Unix(), 10)
+			h[HeaderTimestamp] = []string{ts}
+			h[HeaderSignature] = []string{Sign(conn.Token, ts, body)}
+		}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, classify(err, actx, ctx, timeout)
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength > c.maxBody {
+		return resp.StatusCode, c.tooLarge(resp.StatusCode)
+	}
+	n, err := out.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
+	if err != nil {
+		e := classify(err, actx, ctx, timeout)
+		e.Status = resp.StatusCode
+		return resp.StatusCode, e
+	}
+	if n > c.maxBody {
+		return resp.StatusCode, c.tooLarge(resp.StatusCode)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		reason := fmt.Sprintf("Request failed with status code %d", resp.StatusCode)
+		if t := errorText(out.Bytes()); t != "" {
+			reason += ": " + t
+		}
+		return resp.StatusCode, &Error{Reason: reason, Status: resp.StatusCode, retry: resp.StatusCode >= 500}
+	}
+	return resp.StatusCode, nil
+}
+
+func (c *Client) tooLarge(status int) *Error {
+	return &Error{Reason: fmt.Sprintf("Response body exceeds %d bytes", c.maxBody), Status: status}
+}
+
+// classify turns a transport error into an *Error with a one-line reason.
+func classify(err error, actx, ctx context.Context, timeout time.Duration) *Error {
+	e := &Error{Err: err}
+	var dns *net.DNSError
+	var ne net.Error
+	switch re, refused := isRefused(err); {
+	case refused:
+		e.Reason = "Address not allowed: " + re.Error()
+	case ctx.Err() != nil:
+		e.Reason = "Request canceled"
+	case errors.Is(err, errTooManyRedirects):
+		e.Reason = "Too many redirects"
+	case errors.Is(actx.Err(), context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		e.Reason = "Request timed out after " + timeout.String()
+		e.retry = true
+	case errors.As(err, &dns):
+		if dns.IsNotFound {
+			e.Reason = "Host not found: " + dns.Name
+		} else {
+			e.Reason = "DNS lookup failed for " + dns.Name
+			e.retry = true
+		}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		e.Reason = "Connection refused"
+		e.retry = true
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		e.Reason = "Connection reset"
+		e.retry = true
+	case isTLS(err):
+		e.Reason = "TLS error: " + oneLine(innermost(err).Error())
+	default:
+		e.Reason = "Request failed: " + oneLine(innermost(err).Error())
+		e.retry = true
+	}
+	return e
+}
+
+func isTLS(err error) bool {
+	var re *tls.RecordHeaderError
+	var ce *tls.CertificateVerificationError
+	return errors.As(err, &re) || errors.As(err, &ce) || strings.Contains(err.Error(), "tls: ")
+}
+
+func innermost(err error) error {
+	for {
+		var u *url.Error
+		if errors.As(err, &u) && u.Err != nil && u.Err != err {
+			err = u.Err
+			continue
+		}
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil && error(op) != op.Err {
+			err = op.Err
+			continue
+		}
+		return err
+	}
+}
+
+func oneLine(s string) string {
+	return cut(strings.Join(strings.Fields(s), " "), 300)
+}
+
+func (c *Client) buf() *bytes.Buffer {
+	b := c.bufs.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func (c *Client) put(b *bytes.Buffer) {
+	if b.Cap() <= 256<<10 {
+		c.bufs.Put(b)
+	}
+}
+
+// Verify sends the verification request of a connection made or changed
+// through the API: GET <url>?challenge=<random>&token=<token>. It succeeds
+// when a 2xx answer's body (trimmed of white space) equals the challenge.
+func (c *Client) Verify(ctx context.Context, conn *Connection) error {
+	var rb [16]byte
+	rand.Read(rb[:])
+	challenge := hex.EncodeToString(rb[:])
+	u, err := url.Parse(conn.URL)
+	if err != nil {
+		return &Error{Reason: "Invalid URL: " + oneLine(unwrapURLError(err).Error()), Err: err}
+	}
+	q := u.Query()
+	q.Set("challenge", challenge)
+	if conn.Token != "" {
+		q.Set("token", conn.Token)
+	}
+	u.RawQuery = q.Encode()
+	timeout := conn.timeout()
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return &Error{Reason: "Invalid URL: " + oneLine(err.Error()), Err: err}
+	}
+	req.Header.Set("User-Agent", "storyflow-webhook/1")
+	for k, v := range conn.Headers {
+		req.Header.Set(k, v)
+	}
+	if conn.Auth != nil {
+		req.SetBasicAuth(conn.Auth.Username, conn.Auth.Password)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return classify(err, actx, ctx, timeout)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return classify(err, actx, ctx, timeout)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return &Error{Reason: fmt.Sprintf("Verification failed: status code %d", resp.StatusCode), Status: resp.StatusCode}
+	}
+	if string(bytes.TrimSpace(body)) != challenge {
+		return &Error{Reason: "Verification failed: the answer is not the challenge", Status: resp.StatusCode}
+	}
+	return nil
+}
