@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/storyflow/storyflow/engine"
@@ -35,10 +36,8 @@ func runGraph(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	switch *format {
-	case "mermaid", "dot", "json":
-	default:
-		fmt.Fprintf(stderr, "storyflow graph: unknown format %q (want mermaid, dot or json)\n", *format)
+	if !slices.Contains(stories.GraphFormats, *format) {
+		fmt.Fprintf(stderr, "storyflow graph: unknown format %q (want %s)\n", *format, strings.Join(stories.GraphFormats, ", "))
 		return exitUsage
 	}
 	story, _, err := stories.LoadFile(pos[0], stories.Options{})
