@@ -60,7 +60,14 @@ func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engin
 	}
 	s = l.load(src)
 	var errs, warns []engine.Lint
+	seen := make(map[engine.Lint]bool, len(l.b.Lints))
 	for _, li := range l.b.Lints {
+		// The same problem found twice (a list read by CheckFields and by
+		// the node's constructor) is reported once.
+		if seen[li] {
+			continue
+		}
+		seen[li] = true
 		if li.Warning {
 			warns = append(warns, li)
 		} else {

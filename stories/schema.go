@@ -286,11 +286,11 @@ func connectionSchema() obj {
 			},
 			"auth": obj{
 				"type": "object", "additionalProperties": false,
-				"required":    []string{"username"},
+				"required":    []string{"username", "password"},
 				"description": "HTTP basic auth",
 				"properties": obj{
-					"username": obj{"type": "string"},
-					"password": obj{"type": "string"},
+					"username": text(1, 1024, ""),
+					"password": text(1, 1024, ""),
 				},
 			},
 			"timeout": obj{
@@ -298,8 +298,8 @@ func connectionSchema() obj {
 				"description": "request timeout, at most 120s",
 			},
 			"retries": obj{
-				"type": "integer", "minimum": 0, "default": 0,
-				"description": "retries on network errors and 5xx",
+				"type": "integer", "minimum": 0, "maximum": 5, "default": 0,
+				"description": "retries on network errors and 5xx, with exponential backoff",
 			},
 		},
 	}

@@ -317,6 +317,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"webhook 11 headers", "id: x\nstart: a\nwebhooks:\n  crm:\n    url: https://x\n    headers: {" +
 			"A: 1, B: 2, C: 3, D: 4, E: 5, F: 6, G: 7, H: 8, I: 9, J: 10, K: 11}\nnodes:\n  a: {type: end}\n", "headers"},
 		{"webhook negative retries", "id: x\nstart: a\nwebhooks:\n  crm: {url: 'https://x', retries: -1}\nnodes:\n  a: {type: end}\n", "retries"},
+		{"webhook 6 retries", "id: x\nstart: a\nwebhooks:\n  crm: {url: 'https://x', retries: 6}\nnodes:\n  a: {type: end}\n", "retries"},
+		{"webhook auth without password", "id: x\nstart: a\nwebhooks:\n  crm: {url: 'https://x', auth: {username: u}}\nnodes:\n  a: {type: end}\n", "password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := sch.Validate(yamlInstance(t, tc.src))
@@ -326,7 +328,7 @@ func TestSchemaRejects(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error does not mention %q:\n%v", tc.want, err)
 			}
-			// Connections are checked by the webhook node, not the loader.
+			// Connections are checked by the webhook nodes that use them, not the loader.
 			if strings.HasPrefix(tc.name, "webhook") {
 				return
 			}
