@@ -65,9 +65,12 @@ type Split struct {
 
 // Branch is one way out of a split.
 type Branch struct {
-	Name   string
+	// Name is recorded in the split's attribute (default: Next).
+	Name string
+	// Weight is the branch's share: Weight / the sum of the weights.
 	Weight int
-	Next   string
+	// Next is the node the branch goes to.
+	Next string
 }
 
 var _ engine.Node = (*Split)(nil)

@@ -283,7 +283,7 @@ func TestSchema(t *testing.T) {
 	}
 }
 
-func BenchmarkRun(b *testing.B) {
+func BenchmarkPick(b *testing.B) {
 	reg := registry(b)
 	story, _, err := stories.Load("pricing.yaml", []byte(abStory), stories.Options{Registry: reg})
 	if err != nil {
