@@ -72,7 +72,19 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	reg := nodes.NewRegistry(nodes.Options{AllowPrivateWebhooks: true})
+	// Nodes log what the chat does not show (why a webhook took its failure
+	// branch) to stderr. Node failures are shown in the chat, so the runner
+	// logs only worse news.
+	noTime := func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	logger := func(l slog.Level) *slog.Logger {
+		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l, ReplaceAttr: noTime}))
+	}
+	reg := nodes.NewRegistry(nodes.Options{AllowPrivateWebhooks: true, Logger: logger(slog.LevelWarn)})
 	story, warnings, err := stories.LoadFile(pos[0], stories.Options{Registry: reg})
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, w.String())
@@ -94,8 +106,7 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		userAttrs: userAttrs, attrs: attrs,
 		runner: &engine.Runner{
 			MaxSteps: *maxSteps,
-			// Node failures are shown in the chat; the log only gets worse news.
-			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+			Logger:   logger(slog.LevelError),
 		},
 	}
 	return s.loop(context.Background(), stdin)

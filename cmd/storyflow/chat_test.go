@@ -185,7 +185,7 @@ func TestChat(t *testing.T) {
 				`re:^     │ \[Details ↗ https://shop\.example\.com/p/espresso\] +│$`,
 				`re:^bot: Order ORD-\d{6}: \$49\.80 in total\. Shall I place it\?$`,
 				"     1) Confirm  2) Cancel",
-				"bot: Delivery to: 1 Main Street, 10115 Berlin",
+				"bot: Once you confirm, we deliver to 1 Main Street, 10115 Berlin.",
 				"> 1",
 				"(picked Confirm)",
 				`re:^bot: Thank you! Order ORD-\d{6} is placed: 2 × espresso, \$49\.80 in total\. The receipt goes to ann@example\.com\.$`,
@@ -365,6 +365,10 @@ func TestChatWebhookFailure(t *testing.T) {
 		"bot: I'm connecting you with a colleague. They will reply right here.",
 		`(chat handed off to a human) task: {"customer":"unknown","email":"ann@example.com","plan":"free","title":"Support request from ann@example.com","topic":null}`,
 	})
+	// Why the branch was taken goes to stderr, as a warning of the node.
+	if !strings.Contains(r.stderr, "level=WARN") || !strings.Contains(r.stderr, "check_customer") {
+		t.Errorf("stderr does not explain the failure:\n%s", r.stderr)
+	}
 }
 
 // TestChatLoadError shows the lints of a story that does not load.
