@@ -1,0 +1,371 @@
+// Command loadtest measures storyflow turns against hand-written baselines in
+// one run, on loopback only: a story turn with a webhook node beside a fiber
+// handler making the same webhook call, and a turn without webhook beside a
+// fiber echo handler. It starts everything itself and stops by itself.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+func main() {
+	bin := flag.String("bin", "bin/storyflow", "storyflow binary")
+	dur := flag.Duration("duration", 10*time.Second, "length of each measured phase")
+	conc := flag.Int("c", 32, "concurrent clients (one chat each)")
+	flag.Parse()
+	if err := run(*bin, *dur, *conc); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+// answer is what the webhook backend returns to every call.
+var answer = []byte(`{"responses":[{"type":"text","message":"Checked."}],"attributes":{"customer":"yes","plan":"pro"}}`)
+
+func run(bin string, dur time.Duration, conc int) error {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	// The webhook backend.
+	backend, err := serveHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(answer)
+	}))
+	if err != nil {
+		return err
+	}
+	hookURL := "http://" + backend + "/hook"
+
+	// The baselines: a hand-written fiber handler making the same webhook
+	// call, and an echo handler.
+	base, err := startBaseline(hookURL)
+	if err != nil {
+		return err
+	}
+
+	// storyflow itself.
+	dir, err := os.MkdirTemp("", "storyflow-loadtest")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	sf, stop, err := startStoryflow(bin, dir, hookURL)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}}
+	token := "loadtest-token"
+	newChat := func(story string) (string, error) {
+		var out struct {
+			ChatID string `json:"chatId"`
+		}
+		err := post(client, sf+"/v1/chats", token, fmt.Sprintf(`{"storyId":%q}`, story), &out)
+		return out.ChatID, err
+	}
+	turn := func(story string) func(i int) (func() error, error) {
+		return func(i int) (func() error, error) {
+			id, err := newChat(story)
+			if err != nil {
+				return nil, err
+			}
+			url := sf + "/v1/chats/" + id + "/messages"
+			return func() error { return post(client, url, token, `{"text":"hello"}`, nil) }, nil
+		}
+	}
+	plainPost := func(url, body string) func(int) (func() error, error) {
+		return func(int) (func() error, error) {
+			return func() error { return post(client, url, "", body, nil) }, nil
+		}
+	}
+	chatBody := `{"chatId":"c1","attributes":{"plan":"free"},"text":"hello"}`
+	phases := []struct {
+		name string
+		mk   func(int) (func() error, error)
+	}{
+		{"baseline: fiber handler + webhook call", plainPost(base+"/hand", chatBody)},
+		{"storyflow: turn with webhook node", turn("bench_webhook")},
+		{"baseline: fiber echo handler", plainPost(base+"/echo", chatBody)},
+		{"storyflow: turn without webhook", turn("bench_plain")},
+	}
+	res := make([]result, len(phases))
+	for i, p := range phases {
+		// A short warm-up, then the measured phase.
+		if _, err := load(p.mk, conc, dur/5); err != nil {
+			return fmt.Errorf("%s: warm-up: %w", p.name, err)
+		}
+		r, err := load(p.mk, conc, dur)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		res[i] = r
+		fmt.Printf("%-42s %8.0f turns/s  p50 %7.2f ms  p99 %7.2f ms  (%d ok, %d errors)\n",
+			p.name, r.rate, ms(r.p50), ms(r.p99), r.n, r.errors)
+	}
+	fmt.Printf("\nwebhook turn: %.0f%% of the hand-written handler's throughput (target >= 70%%), p99 %.2fx its p99 (target <= 2x)\n",
+		100*res[1].rate/res[0].rate, float64(res[1].p99)/float64(res[0].p99))
+	fmt.Printf("plain turn:   %.0f%% of the echo handler's throughput (target >= 40%%)\n", 100*res[3].rate/res[2].rate)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+type result struct {
+	n, errors int
+	rate      float64
+	p50, p99  time.Duration
+}
+
+// load runs conc clients for d, each with its own request function.
+func load(mk func(int) (func() error, error), conc int, d time.Duration) (result, error) {
+	fns := make([]func() error, conc)
+	for i := range fns {
+		f, err := mk(i)
+		if err != nil {
+			return result{}, err
+		}
+		fns[i] = f
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, f := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := make([]time.Duration, 0, 4096)
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				if err := f(); err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if len(lat) == 0 {
+		return result{}, fmt.Errorf("no request succeeded: %v", firstErr.Load())
+	}
+	if e := errs.Load(); e > 0 {
+		slog.Warn("requests failed", "count", e, "first", firstErr.Load())
+	}
+	slices.Sort(lat)
+	return result{
+		n: len(lat), errors: int(errs.Load()), rate: float64(len(lat)) / el.Seconds(),
+		p50: lat[len(lat)/2], p99: lat[len(lat)*99/100],
+	}, nil
+}
+
+func post(c *http.Client, url, token, body string, out any) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewBufferString(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func serveHTTP(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go http.Serve(ln, h)
+	return ln.Addr().String(), nil
+}
+
+// startBaseline serves /hand (decode, POST the webhook body, merge the
+// answer, reply) and /echo (decode, reply) with fiber.
+func startBaseline(hookURL string) (string, error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}}
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	type in struct {
+		ChatID     string         `json:"chatId"`
+		Attributes map[string]any `json:"attributes"`
+		Text       string         `json:"text"`
+	}
+	app.Post("/hand", func(c *fiber.Ctx) error {
+		var req in
+		if err := json.Unmarshal(c.Body(), &req); err != nil {
+			return c.Status(400).JSON(fiber.Map{"error": err.Error()})
+		}
+		body, _ := json.Marshal(fiber.Map{
+			"chatId": req.ChatID, "messageId": "m", "userId": req.ChatID, "externalId": "",
+			"node": fiber.Map{"id": "check", "name": "check", "type": "WEBHOOK", "webhookId": "hook", "webhookName": "hook"},
+			"userAttributes": fiber.Map{}, "attributes": req.Attributes,
+		})
+		resp, err := client.Post(hookURL, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return c.Status(502).JSON(fiber.Map{"error": err.Error()})
+		}
+		defer resp.Body.Close()
+		var ans struct {
+			Responses  []map[string]any `json:"responses"`
+			Attributes map[string]any   `json:"attributes"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+			return c.Status(502).JSON(fiber.Map{"error": err.Error()})
+		}
+		for k, v := range ans.Attributes {
+			req.Attributes[k] = v
+		}
+		return c.JSON(fiber.Map{"status": "active", "node": "ask", "responses": ans.Responses, "attributes": req.Attributes})
+	})
+	app.Post("/echo", func(c *fiber.Ctx) error {
+		var req in
+		if err := json.Unmarshal(c.Body(), &req); err != nil {
+			return c.Status(400).JSON(fiber.Map{"error": err.Error()})
+		}
+		return c.JSON(fiber.Map{"status": "active", "node": "ask",
+			"responses": []fiber.Map{{"type": "text", "message": req.Text}}, "attributes": req.Attributes})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go app.Listener(ln)
+	return "http://" + ln.Addr().String(), nil
+}
+
+const stories = `id: bench_webhook
+start: ask
+nodes:
+  ask:
+    type: question
+    responses: [{type: text, message: "Say something"}]
+    save: said
+    next: check
+  check:
+    type: webhook
+    webhook: {url: "%s"}
+    next: ask
+---
+id: bench_plain
+start: ask
+nodes:
+  ask:
+    type: question
+    responses: [{type: text, message: "Say something"}]
+    save: said
+    next: count
+  count:
+    type: set
+    attributes: {turns: "{{ (attributes.turns ?? 0) + 1 }}"}
+    next: ask
+`
+
+// startStoryflow runs `storyflow serve` on a free loopback port with the two
+// bench stories and waits for /healthz.
+func startStoryflow(bin, dir, hookURL string) (string, func(), error) {
+	docs := bytes.Split([]byte(fmt.Sprintf(stories, hookURL)), []byte("---\n"))
+	sdir := filepath.Join(dir, "stories")
+	os.MkdirAll(sdir, 0o755)
+	for i, d := range docs {
+		if err := os.WriteFile(filepath.Join(sdir, fmt.Sprintf("s%d.yaml", i)), d, 0o644); err != nil {
+			return "", nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--stories", sdir, "--data", filepath.Join(dir, "data"), "--allow-private-webhooks")
+	cmd.Env = append(os.Environ(), "STORYFLOW_API_TOKEN=loadtest-token")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	var logTail []string
+	var logMu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logMu.Lock()
+			logTail = append(logTail, sc.Text())
+			if len(logTail) > 20 {
+				logTail = logTail[1:]
+			}
+			logMu.Unlock()
+		}
+	}()
+	stop := func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+	}
+	base := "http://" + addr
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return base, stop, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			stop()
+			logMu.Lock()
+			defer logMu.Unlock()
+			return "", nil, errors.Join(errors.New("storyflow did not become healthy"), fmt.Errorf("log: %v", logTail))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
