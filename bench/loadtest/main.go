@@ -239,7 +239,7 @@ func startBaseline(hookURL string) (string, error) {
 		}
 		body, _ := json.Marshal(fiber.Map{
 			"chatId": req.ChatID, "messageId": "m", "userId": req.ChatID, "externalId": "",
-			"node": fiber.Map{"id": "check", "name": "check", "type": "WEBHOOK", "webhookId": "hook", "webhookName": "hook"},
+			"node":           fiber.Map{"id": "check", "name": "check", "type": "WEBHOOK", "webhookId": "hook", "webhookName": "hook"},
 			"userAttributes": fiber.Map{}, "attributes": req.Attributes,
 		})
 		resp, err := client.Post(hookURL, "application/json", bytes.NewReader(body))
