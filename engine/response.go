@@ -165,8 +165,9 @@ func checkButtons(add func(string, string, ...any), path string, bs []Button, ma
 			}
 		case "phone":
 			checkLen(add, p+".title", b.Title, 1, 20)
-			checkLen(add, p+".value", b.Value, 3, 16)
-			if !phoneRe.MatchString(b.Value) {
+			if n := utf8.RuneCountInString(b.Value); n < 3 || n > 16 {
+				checkLen(add, p+".value", b.Value, 3, 16)
+			} else if !phoneRe.MatchString(b.Value) {
 				add(p+".value", "must match \\+[0-9]{2,}, got %q", b.Value)
 			}
 		}

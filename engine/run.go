@@ -118,6 +118,18 @@ func (r *Runner) Send(ctx context.Context, s *Story, c *Chat, in Input) (*Turn, 
 	return t, r.run(ctx, t, c.Node, c.Waiting)
 }
 
+// NewTurn returns a turn of chat c with input in that runs nothing by
+// itself: for tests and benchmarks that call a node's Run directly.
+func NewTurn(s *Story, c *Chat, in Input) *Turn { return newTurn(s, c, in) }
+
+// Reset empties the turn's output, events and task, keeping their storage.
+func (t *Turn) Reset() {
+	t.Output = t.Output[:0]
+	t.outNodes = t.outNodes[:0]
+	t.Events = t.Events[:0]
+	t.Task = nil
+}
+
 func newTurn(s *Story, c *Chat, in Input) *Turn {
 	if c.Attributes == nil {
 		c.Attributes = map[string]any{}
@@ -157,7 +169,7 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 		if steps >= max {
 			c.Status = StatusFailed
 			c.Node = id
-			c.Error = fmt.Sprintf("turn ran more than %d nodes: loop %s", max, loopOf(append(trail, id)))
+			c.Error = fmt.Sprintf("turn ran more than %d nodes: %s", max, loopOf(append(trail, id)))
 			r.finish(ctx, t)
 			return nil
 		}
@@ -237,13 +249,17 @@ func (r *Runner) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// loopOf names the repeating part of a trail of node ids.
+// loopOf names the repeating part of a trail of node ids ("loop a -> b -> a"),
+// or its last nodes when none repeats.
 func loopOf(trail []string) string {
 	last := trail[len(trail)-1]
 	for i := len(trail) - 2; i >= 0; i-- {
 		if trail[i] == last {
-			return strings.Join(trail[i:], " -> ")
+			return "loop " + strings.Join(trail[i:], " -> ")
 		}
 	}
-	return strings.Join(trail, " -> ")
+	if len(trail) > 10 {
+		return "no loop, ends ... -> " + strings.Join(trail[len(trail)-10:], " -> ")
+	}
+	return "no loop: " + strings.Join(trail, " -> ")
 }

@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"context"
+	"math"
 	"net/mail"
 	"net/url"
 	"regexp"
@@ -27,8 +28,7 @@ var (
 	_ engine.Node    = (*Question)(nil)
 	_ engine.Resumer = (*Question)(nil)
 
-	phoneRe = regexp.MustCompile(`^\+?[0-9][0-9 ().-]{5,20}$`)
-	attrRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+	attrRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 )
 
 func init() {
@@ -67,10 +67,11 @@ func newQuestion(c *engine.Config) (engine.Node, error) {
 	case v == "number":
 		n.valid = func(_ *engine.Turn, s string) (any, bool, error) {
 			f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-			return f, err == nil, nil
+			// NaN and infinities are no answer (nor can a chat store them as JSON).
+			return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0), nil
 		}
 	case v == "phone":
-		n.valid = check(phoneRe.MatchString)
+		n.valid = check(isPhone)
 	case v == "url":
 		n.valid = check(func(s string) bool {
 			u, err := url.Parse(s)
@@ -94,6 +95,23 @@ func newQuestion(c *engine.Config) (engine.Node, error) {
 		}
 	}
 	return n, nil
+}
+
+// isPhone accepts a phone number written the usual ways: an optional leading
+// +, then 6 to 15 digits, with spaces, dots, dashes and parentheses between.
+func isPhone(s string) bool {
+	s = strings.TrimPrefix(s, "+")
+	digits := 0
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == ' ' || r == '.' || r == '-' || r == '(' || r == ')':
+		default:
+			return false
+		}
+	}
+	return digits >= 6 && digits <= 15
 }
 
 func check(f func(string) bool) func(*engine.Turn, string) (any, bool, error) {

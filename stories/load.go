@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/storyflow/storyflow/engine"
 	"gopkg.in/yaml.v3"
@@ -265,7 +266,105 @@ func (l *loader) yamlError(err error) {
 			_, msg, _ = strings.Cut(rest, ": ")
 		}
 	}
-	l.b.Lints = append(l.b.Lints, engine.Lint{File: l.b.File, Line: line, Column: 1, Message: "yaml: " + msg})
+	if parserError(msg) {
+		// yaml.v3 names the line before the collection a parser (not
+		// scanner) error happened in: find the line that breaks it.
+		line = problemLine(l.b.Source, line+1, msg)
+	}
+	li := engine.Lint{File: l.b.File, Line: line, Column: 1, Message: "yaml: " + msg}
+	li.Column = firstColumn(l.b.Source, line)
+	if msg == "found unexpected end of stream" {
+		// Most likely a quoted value that is never closed: point at its quote.
+		li.Column = quoteColumn(l.b.Source, line, li.Column)
+	}
+	l.b.Lints = append(l.b.Lints, li)
+}
+
+// parserError tells whether a yaml.v3 message is a parser error (see
+// yaml_parser_set_parser_error in yaml.v3's parserc.go).
+func parserError(msg string) bool {
+	for _, p := range []string{
+		"did not find expected key", "did not find expected node content",
+		"did not find expected '-' indicator", "did not find expected ',' or",
+		"did not find expected <document start>", "did not find expected <stream-start>",
+		"found duplicate %", "found incompatible YAML document", "found undefined tag handle",
+	} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// problemLine returns the first line from line on such that the file up to
+// it fails to parse with msg (a binary search: O(log lines) parses).
+func problemLine(src []byte, line int, msg string) int {
+	ends := []int{0} // ends[n]: where the first n lines end
+	for i, c := range src {
+		if c == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if ends[len(ends)-1] < len(src) {
+		ends = append(ends, len(src))
+	}
+	fails := func(n int) bool {
+		var doc yaml.Node
+		err := yaml.NewDecoder(bytes.NewReader(src[:ends[n]])).Decode(&doc)
+		return err != nil && strings.HasSuffix(err.Error(), msg)
+	}
+	lo, hi := line, len(ends)-1
+	if lo < 1 || lo > hi || !fails(hi) {
+		return line
+	}
+	for lo < hi {
+		if mid := (lo + hi) / 2; fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// quoteColumn is the column of the first quote on line that opens a value
+// (after "key:", "-", "[", "{" or ","), or def.
+func quoteColumn(src []byte, line, def int) int {
+	text := lineText(src, line)
+	prev := byte(0)
+	for i, c := range []byte(text) {
+		if (c == '"' || c == '\'') && (prev == 0 || prev == ':' || prev == '-' || prev == '[' || prev == '{' || prev == ',') {
+			return utf8.RuneCountInString(text[:i]) + 1
+		}
+		if c != ' ' {
+			prev = c
+		}
+	}
+	return def
+}
+
+func lineText(src []byte, line int) string {
+	for i := 1; i < line; i++ {
+		j := bytes.IndexByte(src, '\n')
+		if j < 0 {
+			return ""
+		}
+		src = src[j+1:]
+	}
+	if j := bytes.IndexByte(src, '\n'); j >= 0 {
+		src = src[:j]
+	}
+	return string(src)
+}
+
+// firstColumn is the column of the first non-blank character of line (1-based).
+func firstColumn(src []byte, line int) int {
+	text := lineText(src, line)
+	trimmed := strings.TrimLeft(text, " ")
+	if trimmed == "" {
+		return 1
+	}
+	return len(text) - len(trimmed) + 1
 }
 
 // expandEnv replaces ${VAR} in every scalar; an unset variable is an error.
