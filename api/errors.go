@@ -1,0 +1,132 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/store"
+)
+
+// Error is an API error: an HTTP status, a snake_case code and a one-line
+// message. Handlers return it; errorHandler writes it.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	// Lints are the problems of a story that does not load (422).
+	Lints []Lint
+	// Err is the cause, logged for 5xx.
+	Err error
+}
+
+func (e *Error) Error() string { return e.Message }
+func (e *Error) Unwrap() error { return e.Err }
+
+// errorBody is what every error answer holds.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+	Lints []Lint `json:"lints,omitempty"`
+}
+
+func newError(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: oneLine(fmt.Sprintf(format, args...))}
+}
+
+func badRequest(format string, args ...any) *Error {
+	return newError(http.StatusBadRequest, "invalid_request", format, args...)
+}
+
+func notFound(what, id string) *Error {
+	return newError(http.StatusNotFound, strings.ReplaceAll(what, " ", "_")+"_not_found", "%s %q not found", what, id)
+}
+
+// oneLine joins the lines of s with "; ".
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	var parts []string
+	for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// fiberCodes name the errors fiber and fasthttp raise by themselves.
+var fiberCodes = map[int]string{
+	http.StatusBadRequest:                  "invalid_request",
+	http.StatusUnauthorized:                "unauthorized",
+	http.StatusNotFound:                    "not_found",
+	http.StatusMethodNotAllowed:            "method_not_allowed",
+	http.StatusRequestTimeout:              "request_timeout",
+	http.StatusRequestEntityTooLarge:       "body_too_large",
+	http.StatusRequestHeaderFieldsTooLarge: "headers_too_large",
+	http.StatusUnsupportedMediaType:        "unsupported_media_type",
+	http.StatusTooManyRequests:             "rate_limited",
+	http.StatusServiceUnavailable:          "unavailable",
+}
+
+// toError maps any error to an API error; this is the one place where
+// errors get their status.
+func (s *Server) toError(err error) *Error {
+	var ae *Error
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &fe):
+		code := fiberCodes[fe.Code]
+		if code == "" {
+			code = strings.ReplaceAll(strings.ToLower(http.StatusText(fe.Code)), " ", "_")
+		}
+		msg := fe.Message
+		switch fe.Code {
+		case http.StatusRequestEntityTooLarge:
+			msg = fmt.Sprintf("request body is larger than %d bytes", s.bodyLimit)
+		case http.StatusNotFound:
+			if strings.HasPrefix(msg, "Cannot ") {
+				msg = "no such route: " + strings.TrimPrefix(msg, "Cannot ")
+			}
+		}
+		return &Error{Status: fe.Code, Code: code, Message: oneLine(msg), Err: err}
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found", Err: err}
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Status: http.StatusConflict, Code: "conflict", Message: "changed by another request; try again", Err: err}
+	case errors.Is(err, store.ErrExists):
+		return &Error{Status: http.StatusConflict, Code: "already_exists", Message: "already exists", Err: err}
+	case errors.Is(err, engine.ErrChatClosed):
+		return &Error{Status: http.StatusConflict, Code: "chat_closed", Message: oneLine(err.Error()), Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "timeout", Message: "the request took too long", Err: err}
+	case errors.Is(err, context.Canceled):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "shutting_down", Message: "the server is shutting down", Err: err}
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Err: err}
+}
+
+// errorHandler writes err as {"error", "code"}; 5xx are logged.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	e := s.toError(err)
+	if e.Status >= 500 {
+		cause := err
+		if e.Err != nil {
+			cause = e.Err
+		}
+		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", e.Status, "code", e.Code, "err", cause)
+	}
+	if e.Status == http.StatusUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="storyflow"`)
+	}
+	return c.Status(e.Status).JSON(errorBody{Error: e.Message, Code: e.Code, Lints: e.Lints})
+}

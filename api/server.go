@@ -1,0 +1,208 @@
+// Package api is storyflow's HTTP API (SPEC §4) on fiber: stories, chats,
+// webhook connections (ChatBot.com's Webhooks API shapes) and health.
+//
+// A Server runs chat turns one at a time per chat, in arrival order, and
+// across processes relies on the store's optimistic concurrency: a turn
+// that loses a race is run again on the fresh chat.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/nodes"
+	"github.com/storyflow/storyflow/store"
+	"github.com/storyflow/storyflow/webhook"
+)
+
+// Defaults of Config.
+const (
+	DefaultBodyLimit   = 1 << 20
+	DefaultTurnTimeout = 5 * time.Minute
+	DefaultStoryCache  = 256
+)
+
+// Config configures a Server.
+type Config struct {
+	// Store keeps stories, chats and connections (required). The server
+	// does not close it.
+	Store store.Store
+	// Token is the bearer token of the management and chat routes (required).
+	Token string
+	// AllowPrivateWebhooks lets webhooks reach loopback and private addresses.
+	AllowPrivateWebhooks bool
+	// MaxSteps is how many nodes a turn may run (default 100).
+	MaxSteps int
+	// BodyLimit is the largest request body in bytes (default 1 MiB).
+	BodyLimit int
+	// TurnTimeout bounds one chat turn, webhook calls and retries included
+	// (default 5 minutes).
+	TurnTimeout time.Duration
+	// StoryCache is how many compiled story versions are kept (default 256).
+	StoryCache int
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+	// Register adds custom node types to the server's registry (optional).
+	Register func(*engine.Registry) error
+	// Webhooks is the webhook client (default: one built from
+	// AllowPrivateWebhooks).
+	Webhooks *webhook.Client
+}
+
+// Server is the HTTP API.
+type Server struct {
+	st        store.Store
+	app       *fiber.App
+	reg       *engine.Registry
+	runner    *engine.Runner
+	client    *webhook.Client
+	ownClient bool
+	stories   *storyCache
+	chats     *queue
+	conns     *connections
+	log       *slog.Logger
+	token     string
+	bodyLimit int
+	timeout   time.Duration
+
+	// ctx is the parent of every turn: it ends only when Shutdown gives up
+	// waiting, so turns in flight finish.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	watchers []*watcher
+}
+
+// New returns a server; call Listen or Serve to serve it.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("api: no store")
+	}
+	if cfg.Token == "" {
+		return nil, errors.New("api: no token")
+	}
+	s := &Server{
+		st: cfg.Store, chats: newQueue(), log: cfg.Logger, token: cfg.Token,
+		bodyLimit: cfg.BodyLimit, timeout: cfg.TurnTimeout, client: cfg.Webhooks,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.bodyLimit <= 0 {
+		s.bodyLimit = DefaultBodyLimit
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTurnTimeout
+	}
+	if s.client == nil {
+		s.client = webhook.NewClient(webhook.Options{AllowPrivate: cfg.AllowPrivateWebhooks})
+		s.ownClient = true
+	}
+	size := cfg.StoryCache
+	if size <= 0 {
+		size = DefaultStoryCache
+	}
+	s.stories = newStoryCache(size)
+	s.conns = &connections{st: cfg.Store, log: s.log, errs: map[string]string{}}
+	s.reg = nodes.NewRegistry(nodes.Options{
+		AllowPrivateWebhooks: cfg.AllowPrivateWebhooks,
+		Webhooks:             s.client,
+		Connections:          s.conns,
+		WebhookErrors:        s.conns,
+		Logger:               s.log,
+	})
+	if cfg.Register != nil {
+		if err := cfg.Register(s.reg); err != nil {
+			return nil, fmt.Errorf("register node types: %w", err)
+		}
+	}
+	s.runner = &engine.Runner{MaxSteps: cfg.MaxSteps, Logger: s.log}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	s.app = fiber.New(fiber.Config{
+		AppName:               "storyflow",
+		BodyLimit:             s.bodyLimit,
+		ErrorHandler:          s.errorHandler,
+		JSONEncoder:           marshal,
+		DisableStartupMessage: true,
+		// Route parameters outlive handlers (queue keys, goroutines).
+		Immutable:    true,
+		ReadTimeout:  30 * time.Second,
+		IdleTimeout:  90 * time.Second,
+		WriteTimeout: 30 * time.Second,
+	})
+	s.routes()
+	return s, nil
+}
+
+// App returns the fiber app (for app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Registry returns the server's node type registry.
+func (s *Server) Registry() *engine.Registry { return s.reg }
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(recover.New(recover.Config{
+		EnableStackTrace: true,
+		StackTraceHandler: func(c *fiber.Ctx, e any) {
+			s.log.Error("panic in handler", "method", c.Method(), "path", c.Path(), "panic", e)
+		},
+	}))
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+
+	v1 := app.Group("/v1", s.auth)
+	v1.Post("/stories/validate", s.validateStory)
+	v1.Get("/stories", s.listStories)
+	v1.Put("/stories/:id", s.putStory)
+	v1.Get("/stories/:id", s.getStory)
+	v1.Delete("/stories/:id", s.deleteStory)
+	v1.Get("/stories/:id/graph", s.graphStory)
+	v1.Post("/chats", s.createChat)
+	v1.Get("/chats", s.listChats)
+	v1.Get("/chats/:chatId", s.getChat)
+	v1.Post("/chats/:chatId/messages", s.postMessage)
+
+	v2 := app.Group("/v2/integrations/webhook", s.auth)
+	v2.Get("/", s.listConnections)
+	v2.Post("/", s.createConnection)
+	v2.Get("/:id", s.getConnection)
+	v2.Put("/:id", s.updateConnection)
+	v2.Delete("/:id", s.deleteConnection)
+	v2.Post("/:id/test", s.testConnection)
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting requests and waits for those in flight (turns
+// included) until ctx ends; then turns still running are canceled. It stops
+// story directory watchers. The store is left open for the caller to close.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	ws := s.watchers
+	s.watchers = nil
+	s.mu.Unlock()
+	for _, w := range ws {
+		w.stop()
+	}
+	err := s.app.ShutdownWithContext(ctx)
+	s.cancel()
+	if s.ownClient {
+		s.client.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/storyflow/storyflow/api"
+	"github.com/storyflow/storyflow/store"
+	"github.com/storyflow/storyflow/store/bolt"
+	"github.com/storyflow/storyflow/store/mongo"
+)
+
+func init() {
+	register(&command{
+		name: "serve", args: "[flags]",
+		summary: "serve the HTTP API: stories, chats, webhook connections",
+		run:     runServe,
+	})
+}
+
+func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := newFlags("serve", stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	storiesDir := fs.String("stories", "", "load the story files (*.yaml, *.yml) of this directory at start and reload changed ones")
+	dataDir := fs.String("data", "data", "data directory of the embedded store")
+	mongoURI := fs.String("mongo", "", "MongoDB URI, instead of the embedded store (env STORYFLOW_MONGO_URI)")
+	token := fs.String("token", "", "API bearer token (env STORYFLOW_API_TOKEN; default: a random one, printed at start)")
+	allowPrivate := fs.Bool("allow-private-webhooks", false, "let webhooks reach loopback and private addresses (development)")
+	maxSteps := fs.Int("max-steps", 100, "most nodes a turn may run")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in flight")
+	poll := fs.Duration("poll", api.DefaultPoll, "how often --stories is checked for changed files")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "storyflow serve: unexpected arguments %s\n", strings.Join(pos, " "))
+		fs.Usage()
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "storyflow serve: --log-level: %v\n", err)
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	if *mongoURI == "" {
+		*mongoURI = os.Getenv("STORYFLOW_MONGO_URI")
+	}
+	if *token == "" {
+		*token = os.Getenv("STORYFLOW_API_TOKEN")
+	}
+	generated := false
+	if *token == "" {
+		*token, generated = api.NewToken(), true
+	}
+
+	st, err := openStore(*mongoURI, *dataDir, log)
+	if err != nil {
+		log.Error("open store", "err", err)
+		return exitFail
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+	srv, err := api.New(api.Config{
+		Store: st, Token: *token, AllowPrivateWebhooks: *allowPrivate, MaxSteps: *maxSteps, Logger: log,
+	})
+	if err != nil {
+		log.Error("start server", "err", err)
+		return exitFail
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Error("listen", "err", err)
+		return exitFail
+	}
+	if *storiesDir != "" {
+		loaded, failed, err := srv.WatchStories(*storiesDir, *poll)
+		if err != nil {
+			ln.Close()
+			log.Error("load stories", "err", err)
+			return exitFail
+		}
+		log.Info("stories loaded", "dir", *storiesDir, "loaded", loaded, "failed", failed)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	url := "http://" + ln.Addr().String()
+	log.Info("listening", "addr", ln.Addr().String(), "allowPrivateWebhooks", *allowPrivate)
+	fmt.Fprintf(stderr, "storyflow: serving on %s\n", url)
+	if generated {
+		log.Warn("no API token set (STORYFLOW_API_TOKEN or --token); generated one for this run", "token", *token)
+		fmt.Fprintf(stderr, "storyflow: API token: %s\n", *token)
+	}
+
+	select {
+	case err := <-errc:
+		log.Error("serve", "err", err)
+		srv.Shutdown(context.Background())
+		return exitFail
+	case <-ctx.Done():
+	}
+	stop()
+	log.Info("shutting down; finishing requests in flight", "timeout", shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	code := exitOK
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+		code = exitFail
+	}
+	if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) {
+		log.Error("serve", "err", err)
+	}
+	log.Info("stopped")
+	return code
+}
+
+// openStore opens MongoDB when uri is set, else the embedded store in dir.
+func openStore(uri, dir string, log *slog.Logger) (store.Store, error) {
+	if uri != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		st, err := mongo.Open(ctx, uri)
+		if err != nil {
+			return nil, err
+		}
+		db, _ := mongo.DatabaseName(uri)
+		log.Info("store: mongodb", "database", db)
+		return st, nil
+	}
+	st, err := bolt.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("store: embedded", "dir", dir)
+	return st, nil
+}
