@@ -27,7 +27,8 @@ var (
 )
 
 // MaxReplies bounds the replies a chat remembers for repeated message ids:
-// those written by the chat's last MaxReplies updates are kept.
+// those written by the chat's last MaxReplies updates are kept; older ones
+// are forgotten (the MongoDB store drops them in batches, a few updates late).
 const MaxReplies = 200
 
 // DefaultLimit is the ListChats limit when ChatFilter.Limit is 0.
