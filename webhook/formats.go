@@ -468,9 +468,17 @@ func widgetCards(raw json.RawMessage) ([]widgetCard, error) {
 func cardResponses(cards []widgetCard) []engine.Response {
 	var out []engine.Response
 	var elems []engine.Card
+	flush := func() {
+		for len(elems) > 0 {
+			n := min(len(elems), 10)
+			out = append(out, engine.Response{Type: engine.TypeCards, Elements: elems[:n:n]})
+			elems = elems[n:]
+		}
+	}
 	for _, wc := range cards {
 		title := firstNonEmpty(wc.Title, wc.Price, "Item")
 		if wc.Image == "" || utf8.RuneCountInString(wc.Image) > 2048 {
+			flush()
 			out = append(out, texts(lines(wc.Title, wc.Price, wc.Description, wc.Link))...)
 			continue
 		}
@@ -487,11 +495,7 @@ func cardResponses(cards []widgetCard) []engine.Response {
 		}
 		elems = append(elems, c)
 	}
-	for len(elems) > 0 {
-		n := min(len(elems), 10)
-		out = append(out, engine.Response{Type: engine.TypeCards, Elements: elems[:n]})
-		elems = elems[n:]
-	}
+	flush()
 	return out
 }
 
