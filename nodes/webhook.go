@@ -252,15 +252,16 @@ func readConnection(node, cc *engine.Config, id, name string) *webhook.Connectio
 	}
 	for _, p := range conn.Check() {
 		field, sub, _ := strings.Cut(p.Path, ".")
-		at := cc
-		if field == "auth" && auth != nil && auth.Has(sub) {
-			at, field = auth, sub
+		switch {
+		case field == "auth" && auth != nil:
+			if auth.Has(sub) { // a missing one is reported by CheckFields
+				auth.Errorf(sub, "connection %s: auth.%s %s", name, sub, p.Message)
+			}
+		case field == "headers" && sub != "":
+			cc.Errorf(field, "connection %s: header %s: %s", name, sub, p.Message)
+		default:
+			cc.Errorf(field, "connection %s: %s %s", name, field, p.Message)
 		}
-		if field == "headers" && sub != "" {
-			at.Errorf(field, "connection %s: header %s: %s", name, sub, p.Message)
-			continue
-		}
-		at.Errorf(field, "connection %s: %s %s", name, field, p.Message)
 	}
 	if cc.Failed() {
 		return nil
@@ -290,6 +291,7 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 		StoryID: t.Story.ID, StoryName: t.Story.Name, NodeID: t.Node.ID, NodeName: t.Node.Name,
 		UserAttributes: c.UserAttributes, Attributes: c.Attributes, Input: t.Input.Value(),
 		GotoOK: func(id string) bool { _, ok := t.Story.Nodes[id]; return ok },
+		Model:  n.Model,
 	}
 	switch n.Format {
 	case webhook.FormatMessages, webhook.FormatOpenAI:
