@@ -60,6 +60,12 @@ type Client struct {
 
 var errTooManyRedirects = errors.New("too many redirects")
 
+// Header values shared by every request (never modified).
+var (
+	jsonType  = []string{"application/json"}
+	userAgent = []string{"storyflow-webhook/1"}
+)
+
 // NewClient returns a client.
 func NewClient(o Options) *Client {
 	if o.MaxBody <= 0 {
@@ -228,9 +234,9 @@ func (c *Client) attempt(ctx context.Context, conn *Connection, r *Request, targ
 		return 0, &Error{Reason: "Invalid URL: " + oneLine(unwrapURLError(err).Error()), Err: err}
 	}
 	h := req.Header
-	h["Content-Type"] = []string{"application/json"}
-	h["Accept"] = []string{"application/json"}
-	h["User-Agent"] = []string{"storyflow-webhook/1"}
+	h["Content-Type"] = jsonType
+	h["Accept"] = jsonType
+	h["User-Agent"] = userAgent
 	h[HeaderMessageID] = []string{r.MessageID}
 	for k, v := range conn.Headers {
 		h.Set(k, v)

@@ -23,13 +23,15 @@ const (
 // keyed by token.
 func Sign(token, timestamp string, body []byte) string {
 	var sum [sha256.Size]byte
-	return signaturePrefix + hex.EncodeToString(mac(token, timestamp, body, sum[:0]))
+	var out [len(signaturePrefix) + 2*sha256.Size]byte
+	copy(out[:], signaturePrefix)
+	hex.Encode(out[len(signaturePrefix):], mac(token, timestamp, body, sum[:0]))
+	return string(out[:])
 }
 
 func mac(token, timestamp string, body, dst []byte) []byte {
 	m := hmac.New(sha256.New, []byte(token))
-	m.Write([]byte(timestamp))
-	m.Write([]byte{'.'})
+	m.Write([]byte(timestamp + "."))
 	m.Write(body)
 	return m.Sum(dst)
 }
