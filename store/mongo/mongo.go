@@ -2,11 +2,11 @@
 // storyflow processes sharing one database.
 //
 // Every write is a single-document atomic operation; there are no
-// multi-document transactions. Optimistic concurrency on chats is an insert
-// of the next revision document under a unique _id (see UpdateChat), so of
-// two writers from the same revision exactly one wins, also on FerretDB v1,
-// whose version-filtered updateOne is not atomic. A turn's remembered reply
-// is stored in that same revision document.
+// multi-document transactions. Optimistic concurrency on chats is the
+// insert of the next revision document under a unique _id (see the Chats
+// section), so of two writers from one revision exactly one wins, also on
+// FerretDB v1, whose version-filtered updateOne is not atomic. A turn's
+// remembered reply is stored in that same revision document.
 package mongo
 
 import (
@@ -34,6 +34,7 @@ const DefaultDatabase = "storyflow"
 const (
 	collStories     = "stories"
 	collChats       = "chats"
+	collChatHeads   = "chatheads"
 	collConnections = "connections"
 )
 
@@ -42,6 +43,7 @@ type Store struct {
 	client      *mongo.Client
 	stories     *mongo.Collection
 	chats       *mongo.Collection
+	chatheads   *mongo.Collection
 	connections *mongo.Collection
 }
 
@@ -73,7 +75,8 @@ func Open(ctx context.Context, uri string) (*Store, error) {
 		return nil, fmt.Errorf("ping mongodb: %w", err)
 	}
 	db := client.Database(name)
-	s := &Store{client: client, stories: db.Collection(collStories), chats: db.Collection(collChats), connections: db.Collection(collConnections)}
+	s := &Store{client: client, stories: db.Collection(collStories), chats: db.Collection(collChats), chatheads: db.Collection(collChatHeads),
+		connections: db.Collection(collConnections)}
 	if err := s.createIndexes(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
@@ -95,7 +98,11 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			Options: options.Index().SetName("chatId_rev"),
 		}},
 		{s.chats, mongo.IndexModel{
-			Keys:    bson.D{{Key: "storyId", Value: 1}, {Key: "status", Value: 1}, {Key: "chatId", Value: 1}},
+			Keys:    bson.D{{Key: "chatId", Value: 1}, {Key: "reply.id", Value: 1}},
+			Options: options.Index().SetName("chatId_reply"),
+		}},
+		{s.chats, mongo.IndexModel{
+			Keys:    bson.D{{Key: "head", Value: 1}, {Key: "storyId", Value: 1}, {Key: "status", Value: 1}, {Key: "chatId", Value: 1}},
 			Options: options.Index().SetName("storyId_status"),
 		}},
 		{s.chats, mongo.IndexModel{
@@ -266,15 +273,27 @@ func (s *Store) DeleteStory(ctx context.Context, id string) error {
 	return nil
 }
 
-// Chats: one document per revision, _id "<chat id>/<rev, 12 digits>".
-// Inserting revision rev+1 is the compare-and-set: the unique _id lets
-// exactly one writer from rev win, on MongoDB and on FerretDB (whose
-// updateOne is not atomic: it reads, modifies and rewrites the document,
-// so two version-filtered updates can both succeed). The latest revision
-// holds the chat (head: true, chat, storyId, status, updatedAt); once a newer
-// one exists those fields are removed, keeping {chatId, rev, at, reply} for
-// GetReply. Revision 1 is kept (it makes a duplicate create fail); other
-// revisions older than MaxReplies are deleted every sweepEvery revisions.
+// Chats. Collection chats holds one document per revision of a chat: _id
+// "<chat id>/<rev, 12 digits>". Inserting revision rev+1 is the
+// compare-and-set: the unique _id lets exactly one writer from rev win, on
+// MongoDB and on FerretDB v1 (whose updateOne is not atomic: it reads,
+// modifies and rewrites the whole document, so two version-filtered updates
+// can both succeed, and a late rewrite can put old content back). Apart
+// from that insert, documents only ever lose fields, so a late rewrite
+// cannot undo anything.
+//
+// The latest revision holds the chat (head: true, chat, storyId, status,
+// updatedAt); once a newer one exists those fields are removed, keeping
+// {chatId, rev, at, reply} for GetReply. Revision 1 is kept (it makes a
+// duplicate create fail); other revisions older than MaxReplies are deleted
+// every sweepEvery revisions, so revisions from the oldest kept one to the
+// latest have no gaps.
+//
+// Collection chatheads holds a hint per chat, {_id: chat id, rev}, that may
+// lag behind: GetChat reads the hinted revision and walks forward by _id
+// while the next one exists, so it needs no query but _id lookups (the
+// only filter FerretDB v1's SQLite backend answers without a full scan).
+// When the hint is unusable it falls back to a sorted query.
 
 // sweepEvery is how often (in revisions) old revisions are deleted.
 const sweepEvery = 20
@@ -353,20 +372,85 @@ func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
 	if err != nil {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
+	s.hint(ctx, c.ID, 1)
 	c.Rev = 1
 	return nil
 }
 
-// GetChat implements store.Store.
-func (s *Store) GetChat(ctx context.Context, id string) (*engine.Chat, error) {
+// hint records that revision rev of a chat exists. It is best effort: a
+// missing or lagging hint costs GetChat a few lookups more.
+func (s *Store) hint(ctx context.Context, chatID string, rev int64) {
+	s.chatheads.UpdateOne(ctx, bson.D{{Key: "_id", Value: chatID}},
+		bson.D{{Key: "$max", Value: bson.D{{Key: "rev", Value: rev}}}}, options.UpdateOne().SetUpsert(true))
+}
+
+func (s *Store) revision(ctx context.Context, chatID string, rev int64) (*revDoc, error) {
 	var d revDoc
-	err := s.chats.FindOne(ctx, bson.D{{Key: "chatId", Value: id}},
-		options.FindOne().SetSort(bson.D{{Key: "rev", Value: -1}})).Decode(&d)
+	err := s.chats.FindOne(ctx, bson.D{{Key: "_id", Value: revKey(chatID, rev)}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		err = store.ErrNotFound
+		return nil, nil
 	}
 	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// latest finds a chat's latest revision from its hint; nil if the hint is
+// missing or unusable.
+func (s *Store) latest(ctx context.Context, id string) (*revDoc, error) {
+	var h struct {
+		Rev int64 `bson:"rev"`
+	}
+	err := s.chatheads.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&h)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.revision(ctx, id, h.Rev)
+	if err != nil || cur == nil {
+		return nil, err // hinted revision swept: too far behind
+	}
+	for {
+		next, err := s.revision(ctx, id, cur.Rev+1)
+		if err != nil {
+			return nil, err
+		}
+		if next == nil {
+			break
+		}
+		cur = next
+	}
+	if !cur.Head {
+		// Retired but with no successor: the walk started below a swept
+		// range (from revision 1).
+		return nil, nil
+	}
+	if cur.Rev > h.Rev {
+		s.hint(ctx, id, cur.Rev)
+	}
+	return cur, nil
+}
+
+// GetChat implements store.Store.
+func (s *Store) GetChat(ctx context.Context, id string) (*engine.Chat, error) {
+	d, err := s.latest(ctx, id)
+	if err != nil {
 		return nil, fmt.Errorf("get chat %q: %w", id, err)
+	}
+	if d == nil {
+		d = new(revDoc)
+		err = s.chats.FindOne(ctx, bson.D{{Key: "chatId", Value: id}},
+			options.FindOne().SetSort(bson.D{{Key: "rev", Value: -1}})).Decode(d)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			err = store.ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get chat %q: %w", id, err)
+		}
+		s.hint(ctx, id, d.Rev)
 	}
 	c, err := d.chat()
 	if err != nil {
@@ -416,6 +500,7 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	}
 	// A failed retire only leaves a stale head behind, which readers
 	// skip (they take the highest revision) and the sweep retires.
+	s.hint(ctx, c.ID, rev)
 	if rev%sweepEvery == 0 {
 		s.sweep(ctx, c.ID, rev)
 	}
