@@ -15,9 +15,9 @@ import (
 type Answer struct {
 	// Responses are checked against SPEC §2 and ready to send (delay and
 	// webview height defaulted; a randomText still holds all its messages).
-	Responses []engine.Response
+	Responses []engine.Response `json:"responses"`
 	// Attributes are merged into the chat; a nil value removes the key.
-	Attributes map[string]any
+	Attributes map[string]any `json:"attributes"`
 }
 
 // ErrNotJSON is an answer body that is not JSON.
@@ -39,45 +39,88 @@ func invalid(path, format string, args ...any) error {
 	return &InvalidError{Problems: []engine.Problem{{Path: path, Message: fmt.Sprintf(format, args...)}}}
 }
 
-// chatbotAnswer is the chatbot format's answer, decoded in one pass with
-// each response kept raw for its own strict decoding.
-type chatbotAnswer struct {
-	Responses  []json.RawMessage `json:"responses"`
-	Attributes map[string]any    `json:"attributes"`
+// within prefixes the paths of an *InvalidError with path.
+func within(path string, err error) error {
+	var ie *InvalidError
+	if errors.As(err, &ie) {
+		for i := range ie.Problems {
+			ie.Problems[i].Path = join(path, ie.Problems[i].Path)
+		}
+	}
+	return err
 }
 
 // DecodeAnswer decodes a chatbot-format answer, {responses, attributes},
 // both optional. Every response must pass SPEC §2 (gotoOK tells whether a goto
-// button names a node); unknown fields of a response are errors. An empty
-// body is an empty answer.
+// button names a node); unknown fields are errors. An empty body is an empty
+// answer.
 func DecodeAnswer(body []byte, gotoOK func(string) bool) (*Answer, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return &Answer{}, nil
 	}
-	if err := objectStart(body); err != nil {
-		return nil, err
-	}
-	var raw chatbotAnswer
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, typeError("", err)
-	}
-	a := &Answer{Attributes: raw.Attributes}
-	if len(raw.Responses) > 0 {
-		a.Responses = make([]engine.Response, 0, len(raw.Responses))
-	}
-	for i, rr := range raw.Responses {
-		path := fmt.Sprintf("responses[%d]", i)
-		r, err := decodeResponse(path, rr)
-		if err != nil {
-			return nil, err
+	if body[0] != '{' {
+		if !json.Valid(body) {
+			return nil, ErrNotJSON
 		}
-		if err := checkResponse(path, &r, gotoOK); err != nil {
-			return nil, err
+		return nil, invalid("", "must be a JSON object")
+	}
+	// Fast path: one strict pass. On any error, decode again piece by
+	// piece to say exactly where the problem is.
+	a := &Answer{}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(a); err != nil || d.InputOffset() != int64(len(body)) {
+		return nil, answerProblem(body, err)
+	}
+	for i := range a.Responses {
+		if err := checkResponse(&a.Responses[i], gotoOK); err != nil {
+			return nil, within(fmt.Sprintf("responses[%d]", i), err)
 		}
-		a.Responses = append(a.Responses, r)
 	}
 	return a, nil
+}
+
+// rawAnswer is a chatbot answer with each response kept raw.
+type rawAnswer struct {
+	Responses  []json.RawMessage `json:"responses"`
+	Attributes map[string]any    `json:"attributes"`
+}
+
+// answerProblem finds what is wrong with an answer the fast path refused.
+func answerProblem(body []byte, fast error) error {
+	if !json.Valid(body) {
+		return ErrNotJSON
+	}
+	var raw rawAnswer
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&raw); err != nil {
+		return typeError("", err)
+	}
+	for i, rr := range raw.Responses {
+		if _, err := decodeResponse(rr); err != nil {
+			return within(fmt.Sprintf("responses[%d]", i), err)
+		}
+	}
+	if fast == nil {
+		return ErrNotJSON
+	}
+	return typeError("", fast)
+}
+
+func decodeResponse(raw json.RawMessage) (engine.Response, error) {
+	var r engine.Response
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return r, invalid("", "must be an object")
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&r); err != nil {
+		return r, typeError("", err)
+	}
+	return r, nil
 }
 
 // objectStart checks that body is JSON holding an object.
@@ -89,20 +132,6 @@ func objectStart(body []byte) error {
 		return invalid("", "must be a JSON object")
 	}
 	return nil
-}
-
-func decodeResponse(path string, raw json.RawMessage) (engine.Response, error) {
-	var r engine.Response
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
-		return r, invalid(path, "must be an object")
-	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&r); err != nil {
-		return r, typeError(path, err)
-	}
-	return r, nil
 }
 
 // responseFields are the fields each response type may set.
@@ -127,11 +156,8 @@ const (
 )
 
 // checkResponse checks r against SPEC §2 and defaults its delay and heights.
-func checkResponse(path string, r *engine.Response, gotoOK func(string) bool) error {
+func checkResponse(r *engine.Response, gotoOK func(string) bool) error {
 	if ps := r.Check(gotoOK); len(ps) > 0 {
-		for i := range ps {
-			ps[i].Path = join(path, ps[i].Path)
-		}
 		return &InvalidError{Problems: ps}
 	}
 	allowed := responseFields[r.Type]
@@ -147,7 +173,7 @@ func checkResponse(path string, r *engine.Response, gotoOK func(string) bool) er
 	}
 	for _, s := range set {
 		if s.on && allowed&s.bit == 0 {
-			return invalid(path+"."+s.name, "not allowed in a %s response", r.Type)
+			return invalid(s.name, "not allowed in a %s response", r.Type)
 		}
 	}
 	if r.Delay == 0 {

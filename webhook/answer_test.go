@@ -25,7 +25,9 @@ func TestDecodeAnswer(t *testing.T) {
 		{name: "nulls", body: `{"responses":null,"attributes":null}`, want: &webhook.Answer{}},
 		{name: "attributes only", body: `{"attributes":{"plan":"pro","n":2,"gone":null,"obj":{"a":[1]}}}`,
 			want: &webhook.Answer{Attributes: map[string]any{"plan": "pro", "n": 2.0, "gone": nil, "obj": map[string]any{"a": []any{1.0}}}}},
-		{name: "unknown top-level fields are ignored", body: `{"debug":{"x":1}}`, want: &webhook.Answer{}},
+		{name: "unknown top-level field", body: `{"responses":[],"atributes":{"x":1}}`, error: "invalid response: field atributes not recognised"},
+		{name: "trailing data", body: `{} {}`, error: "response is not JSON"},
+		{name: "trailing garbage", body: `{"responses":[]} x`, error: "response is not JSON"},
 		{name: "responses defaulted", body: `{"responses":[
 			{"type":"text","message":"hi"},
 			{"type":"randomText","delay":500,"messages":["a","b"]},

@@ -299,8 +299,8 @@ func decodeMessages(body []byte) (*Answer, error) {
 		if at.URL == "" {
 			return nil, invalid(path+".url", "is required")
 		}
-		if err := checkResponse(path, &r, nil); err != nil {
-			return nil, err
+		if err := checkResponse(&r, nil); err != nil {
+			return nil, within(path, err)
 		}
 		a.Responses = append(a.Responses, r)
 	}
@@ -425,7 +425,7 @@ func decodeWidget(body []byte) (*Answer, error) {
 		return nil, invalid("output", "output or content is required")
 	}
 	for i := range a.Responses {
-		if err := checkResponse("", &a.Responses[i], nil); err != nil {
+		if err := checkResponse(&a.Responses[i], nil); err != nil {
 			return nil, err
 		}
 	}
@@ -579,7 +579,7 @@ func decodeOpenAI(body []byte) (*Answer, error) {
 		return nil, invalid("choices[0].message.content", "is empty")
 	}
 	for i := range a.Responses {
-		if err := checkResponse("", &a.Responses[i], nil); err != nil {
+		if err := checkResponse(&a.Responses[i], nil); err != nil {
 			return nil, err
 		}
 	}
