@@ -35,7 +35,7 @@ test-node:
 # A short fuzzing run of each fuzz target (CI runs it too).
 FUZZTIME ?= 20s
 fuzz:
-	$(GO) test ./stories -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME)
+	$(GO) test ./stories -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)

@@ -481,6 +481,9 @@ func (c *Config) Values(field string) Values {
 		vt := ValueTemplate{Name: k.Value}
 		if val.Kind == yaml.ScalarNode && val.Tag == "!!str" {
 			vt.tpl = c.TemplateAt(val)
+			if vt.tpl != nil && vt.tpl.Static() {
+				vt.tpl, vt.constant = nil, val.Value // boxed once, not every run
+			}
 		} else if err := val.Decode(&vt.constant); err != nil {
 			c.ErrorAt(val, "field %s: %s: %v", field, k.Value, err)
 		}

@@ -3,10 +3,16 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
+	"sync"
 
-	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -17,6 +23,9 @@ type Env struct {
 	Input          string         `expr:"input"`
 	Chat           ChatInfo       `expr:"chat"`
 	Webhook        WebhookInfo    `expr:"webhook"`
+
+	// boxedInput is Input as an interface value, made once a turn for fast paths.
+	boxedInput any
 }
 
 // ChatInfo is the chat as expressions see it.
@@ -36,6 +45,9 @@ type WebhookInfo struct {
 type Program struct {
 	Source string
 	prog   *vm.Program
+	// fast evaluates common shapes without the VM (nil: always the VM).
+	fast   fastFunc
+	asBool bool
 }
 
 // ExprError is a compile error with its place in the source: Line (1-based),
@@ -54,11 +66,7 @@ func CompileExpr(src string, asBool bool) (*Program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &ExprError{Message: "expression is empty"}
 	}
-	opts := []expr.Option{expr.Env(Env{}), expr.Optimize(true)}
-	if asBool {
-		opts = append(opts, expr.AsBool())
-	}
-	p, err := expr.Compile(src, opts...)
+	p, tree, err := compile(src, asBool)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
@@ -67,11 +75,56 @@ func CompileExpr(src string, asBool bool) (*Program, error) {
 		}
 		return nil, &ExprError{Message: err.Error()}
 	}
-	return &Program{Source: src, prog: p}, nil
+	return &Program{Source: src, prog: p, fast: fastPath(tree), asBool: asBool}, nil
+}
+
+// configs hold expr configurations for Env, made once and reused: a fresh
+// one per compile (what expr.Compile does) costs as much as the compile.
+// A config is not safe for concurrent use, hence the pool.
+var configs = sync.Pool{New: func() any {
+	c := conf.CreateNew()
+	c.WithEnv(Env{})
+	return c
+}}
+
+// compile is expr.Compile(src, expr.Env(Env{}), expr.Optimize(true)[,
+// expr.AsBool()]) on a pooled configuration; it also returns the tree.
+func compile(src string, asBool bool) (*vm.Program, ast.Node, error) {
+	base := configs.Get().(*conf.Config)
+	defer configs.Put(base)
+	c := *base
+	c.Optimize = true
+	if asBool {
+		c.Expect, c.ExpectAny = reflect.Bool, true
+	}
+	defer func() { base.NtCache = c.NtCache }() // keep what the checker cached
+	tree, err := checker.ParseCheck(src, &c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := optimizer.Optimize(&tree.Node, &c); err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			return nil, nil, fe.Bind(tree.Source)
+		}
+		return nil, nil, err
+	}
+	p, err := compiler.Compile(tree, &c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, tree.Node, nil
 }
 
 // Eval runs p with the turn's environment.
 func (t *Turn) Eval(p *Program) (any, error) {
+	if p.fast != nil {
+		if v, ok := p.fast(&t.env); ok {
+			if _, isBool := v.(bool); isBool || !p.asBool {
+				return v, nil
+			}
+		}
+	}
 	v, err := t.vm.Run(p.prog, &t.env)
 	if err != nil {
 		msg, _, _ := strings.Cut(err.Error(), "\n")

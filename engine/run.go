@@ -142,6 +142,7 @@ func newTurn(s *Story, c *Chat, in Input) *Turn {
 		Attributes: c.Attributes, UserAttributes: c.UserAttributes, Input: in.Value(),
 		Chat: ChatInfo{ID: c.ID, UserID: c.UserID, ExternalID: c.ExternalID, StoryID: c.StoryID},
 	}
+	t.env.boxedInput = t.env.Input
 	return t
 }
 

@@ -11,6 +11,8 @@ import (
 type Template struct {
 	Source string
 	parts  []part
+	// size is a guess at the rendered length, to allocate once.
+	size int
 }
 
 type part struct {
@@ -27,6 +29,12 @@ func CompileTemplate(src string) (*Template, error) {
 		if i < 0 {
 			if rest != "" {
 				t.parts = append(t.parts, part{lit: rest})
+			}
+			for _, p := range t.parts {
+				t.size += len(p.lit)
+				if p.prog != nil {
+					t.size += 16
+				}
 			}
 			return t, nil
 		}
@@ -102,6 +110,7 @@ func (t *Turn) Render(tp *Template) (string, error) {
 		}
 	}
 	var b strings.Builder
+	b.Grow(tp.size)
 	for _, p := range tp.parts {
 		if p.prog == nil {
 			b.WriteString(p.lit)
