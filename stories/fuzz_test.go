@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,9 +40,6 @@ func FuzzLoad(f *testing.F) {
 	reg := nodes.NewRegistry(nodes.Options{})
 	runner := &engine.Runner{MaxSteps: 20, Logger: slog.New(slog.DiscardHandler)}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		if d := os.Getenv("FUZZ_TRACE"); d != "" {
-			os.WriteFile(filepath.Join(d, strconv.Itoa(os.Getpid())), src, 0o644)
-		}
 		s, warns, err := stories.Load("fuzz.yaml", src, stories.Options{Registry: reg, Getenv: testEnv})
 		lints := warns
 		if err != nil {
