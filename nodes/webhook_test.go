@@ -834,3 +834,25 @@ func TestWebhookSpec(t *testing.T) {
 		t.Error("webhook not in engine.Default")
 	}
 }
+
+// TestWebhookLogsOnce: a failure is logged once, by the node when it takes
+// the failure branch, else by the runner.
+func TestWebhookLogsOnce(t *testing.T) {
+	h := newHook(t, answers(404, ""))
+	for _, failure := range []string{"", ", failure: sorry"} {
+		t.Run("failure"+failure, func(t *testing.T) {
+			nodeLogs, runLogs := &records{}, &records{}
+			s := whLoad(t, fmt.Sprintf("id: s\nstart: call\nnodes:\n  call: {type: webhook, webhook: {url: %q}%s}\n  sorry: {type: end, responses: [{type: text, message: sorry}]}\n", h.URL, failure),
+				nodes.Options{Logger: slog.New(nodeLogs)})
+			c := engine.NewChat(s, "c", "", "", nil, nil)
+			r := engine.Runner{Logger: slog.New(runLogs)}
+			if _, err := r.Start(context.Background(), s, c); err != nil {
+				t.Fatal(err)
+			}
+			all := append(nodeLogs.messages(), runLogs.messages()...)
+			if len(all) != 1 || !strings.Contains(all[0], "Request failed with status code 404") {
+				t.Errorf("logs %q, want one record with the reason", all)
+			}
+		})
+	}
+}

@@ -393,3 +393,19 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestSampleRequest(t *testing.T) {
+	body, _, url := capture(t, 200, `{"responses":[{"type":"text","message":"pong"}]}`)
+	res, err := local.Call(context.Background(), &webhook.Connection{ID: "w1", Name: "crm", URL: url}, webhook.SampleRequest(webhook.FormatChatbot, "support", "Support"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	json.Unmarshal([]byte(*body), &got)
+	if got["chatId"] != "test-chat" || got["node"].(map[string]any)["webhookId"] != "w1" || got["userAttributes"].(map[string]any)["default_name"] != "Test User" {
+		t.Errorf("sample request %s", *body)
+	}
+	if string(res.Body) != `{"responses":[{"type":"text","message":"pong"}]}` || res.Status != 200 {
+		t.Errorf("result %+v", res)
+	}
+}

@@ -62,7 +62,7 @@ var (
 // Refused tells whether outbound calls may not reach ip, and why. IPv4
 // addresses embedded in IPv6 (mapped, NAT64, 6to4) are checked as IPv4.
 func Refused(ip netip.Addr) (kind string, refused bool) {
-	ip = ip.Unmap()
+	ip = ip.Unmap().WithZone("") // a zoned address never matches a prefix
 	if !ip.IsValid() {
 		return "invalid", true
 	}

@@ -31,6 +31,8 @@ func TestRefused(t *testing.T) {
 		{"fd12:3456::1", "private"},
 		{"169.254.1.1", "link-local"},
 		{"fe80::1", "link-local"},
+		{"fe80::1%eth0", "link-local"},
+		{"::1%lo", "loopback"},
 		{"169.254.169.254", "cloud metadata"},
 		{"fd00:ec2::254", "cloud metadata"},
 		{"0.0.0.0", "unspecified"},
