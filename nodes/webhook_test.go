@@ -856,3 +856,28 @@ func TestWebhookLogsOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookConcurrentChats: one story, one client, many chats at once.
+func TestWebhookConcurrentChats(t *testing.T) {
+	var h *hook
+	h = newHook(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		h.mu.Lock()
+		body := h.bodies[n-1]
+		h.mu.Unlock()
+		var req struct{ ChatID string }
+		json.Unmarshal(body, &req)
+		fmt.Fprintf(w, `{"attributes":{"echo":%q}}`, req.ChatID)
+	})
+	s := whLoad(t, fmt.Sprintf("id: s\nstart: call\nnodes:\n  call: {type: webhook, webhook: {url: %q}}\n", h.URL), nodes.Options{})
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			c := engine.NewChat(s, fmt.Sprintf("c%d", i), "", "", nil, nil)
+			var r engine.Runner
+			if _, err := r.Start(context.Background(), s, c); err != nil || c.Attributes["echo"] != c.ID {
+				t.Errorf("chat %s: %v, attributes %v, error %q", c.ID, err, c.Attributes, c.Error)
+			}
+		})
+	}
+	wg.Wait()
+}

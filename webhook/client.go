@@ -86,16 +86,17 @@ func NewClient(o Options) *Client {
 		d.net.Control = g.control
 	}
 	tr := &http.Transport{
-		Proxy:                 nil, // a proxy would dial around the guard
-		DialContext:           d.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		MaxConnsPerHost:       0,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		TLSClientConfig:       o.TLS,
+		Proxy:                  nil, // a proxy would dial around the guard
+		DialContext:            d.DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256,
+		MaxConnsPerHost:        0,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+		TLSClientConfig:        o.TLS,
 	}
 	maxRedirects := o.MaxRedirects
 	c := &Client{
