@@ -55,10 +55,7 @@ const (
 var connectionFields = []engine.Field{
 	{Name: "url", Kind: engine.KindString, Required: true, Description: "URL called with POST (http or https, 1..1024 characters)"},
 	{Name: "token", Kind: engine.KindString, Description: "signs each request (X-Storyflow-Signature); the openai format sends it as a bearer token"},
-	{Name: "headers", Kind: engine.KindAny, Description: "headers added to each request (1..10)", Schema: map[string]any{
-		"type": "object", "minProperties": 1, "maxProperties": webhook.MaxHeaders,
-		"additionalProperties": map[string]any{"type": "string"},
-	}},
+	{Name: "headers", Kind: engine.KindAny, Description: "headers added to each request (1..10)"},
 	{Name: "auth", Kind: engine.KindObject, Description: "HTTP basic auth", Fields: []engine.Field{
 		{Name: "username", Kind: engine.KindString, Required: true, Description: "user name (1..1024)"},
 		{Name: "password", Kind: engine.KindString, Required: true, Description: "password (1..1024)"},
@@ -67,22 +64,11 @@ var connectionFields = []engine.Field{
 	{Name: "retries", Kind: engine.KindInt, Default: 0, Description: "retries on network errors and 5xx, with exponential backoff (0..5)"},
 }
 
-// ConnectionFields are the fields of a webhook connection, for the
-// story's webhooks: section and the JSON Schema.
-func ConnectionFields() []engine.Field { return connectionFields }
-
 func init() {
 	builtinWith(webhookSpec(), newWebhook)
 }
 
 func webhookSpec() engine.Spec {
-	props := map[string]any{}
-	for _, f := range connectionFields {
-		props[f.Name] = fieldSchema(f)
-	}
-	connSchema := map[string]any{
-		"type": "object", "properties": props, "required": []string{"url"}, "additionalProperties": false,
-	}
 	return engine.Spec{
 		Type:    "webhook",
 		Summary: "Calls a webhook; merges the attributes and sends the responses it answers, then routes, else next; failure on error.",
@@ -91,7 +77,7 @@ func webhookSpec() engine.Spec {
 				Description: "name of a connection (the story's webhooks: section or the API), or an inline connection",
 				Schema: map[string]any{"oneOf": []any{
 					map[string]any{"type": "string", "minLength": 1},
-					connSchema,
+					map[string]any{"$ref": "#/$defs/connection"},
 				}}},
 			{Name: whFormat, Kind: engine.KindString, Default: string(webhook.FormatChatbot), Enum: webhook.Formats,
 				Description: "wire format: chatbot (SPEC §3), messages, widget or openai"},
@@ -105,31 +91,6 @@ func webhookSpec() engine.Spec {
 				Description: "messages, openai: how many messages of the conversation to send (1..100)"},
 		},
 	}
-}
-
-func fieldSchema(f engine.Field) map[string]any {
-	if f.Schema != nil {
-		return f.Schema
-	}
-	s := map[string]any{"description": f.Description}
-	switch f.Kind {
-	case engine.KindInt:
-		s["type"] = "integer"
-	case engine.KindObject:
-		s["type"] = "object"
-		props := map[string]any{}
-		var req []string
-		for _, sf := range f.Fields {
-			props[sf.Name] = fieldSchema(sf)
-			if sf.Required {
-				req = append(req, sf.Name)
-			}
-		}
-		s["properties"], s["required"], s["additionalProperties"] = props, req, false
-	default:
-		s["type"] = "string"
-	}
-	return s
 }
 
 func newWebhook(o Options) engine.Constructor {
@@ -298,8 +259,10 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 		req.Messages = webhook.Window(c.Transcript, t.Output, n.History)
 		req.Metadata, _ = c.Attributes["metadata"].(map[string]any)
 	case webhook.FormatWidget:
-		if req.Input == "" {
-			req.Messages = webhook.Window(c.Transcript, nil, 1)
+		for i := len(c.Transcript) - 1; i >= 0 && req.Input == ""; i-- {
+			if e := c.Transcript[i]; e.From == "user" && e.Input != nil {
+				req.Input = e.Input.Value() // the last input, when the turn started without one
+			}
 		}
 	}
 	if n.System != nil {
