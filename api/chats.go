@@ -214,6 +214,7 @@ func (s *Server) Turn(chatID string, in engine.Input, messageID string) ([]byte,
 		if !errors.Is(err, store.ErrConflict) {
 			return nil, fmt.Errorf("turn: %w", err)
 		}
+		s.log.Debug("turn lost a race with another process; running it again", "chat", chatID, "attempt", attempt)
 		if attempt >= maxTurnAttempts {
 			return nil, &Error{Status: http.StatusServiceUnavailable, Code: "busy",
 				Message: "the chat kept changing under this turn; try again", Err: err}
