@@ -27,6 +27,47 @@ type Build struct {
 	Source []byte
 
 	lineStarts []int
+	// What was compiled, by source: a story repeats its expressions.
+	exprs     map[exprKey]*Program
+	templates map[string]*Template
+}
+
+type exprKey struct {
+	src    string
+	asBool bool
+}
+
+// compileExpr is CompileExpr, once per source and story.
+func (b *Build) compileExpr(src string, asBool bool) (*Program, error) {
+	k := exprKey{src, asBool}
+	if p, ok := b.exprs[k]; ok {
+		return p, nil
+	}
+	p, err := CompileExpr(src, asBool)
+	if err != nil {
+		return nil, err
+	}
+	if b.exprs == nil {
+		b.exprs = map[exprKey]*Program{}
+	}
+	b.exprs[k] = p
+	return p, nil
+}
+
+// compileTemplate is CompileTemplate, once per source and story.
+func (b *Build) compileTemplate(src string) (*Template, error) {
+	if t, ok := b.templates[src]; ok {
+		return t, nil
+	}
+	t, err := compileTemplate(src, b.compileExpr)
+	if err != nil {
+		return nil, err
+	}
+	if b.templates == nil {
+		b.templates = map[string]*Template{}
+	}
+	b.templates[src] = t
+	return t, nil
 }
 
 // Config is a node's YAML config (or an object within it) as its
@@ -424,7 +465,7 @@ func (c *Config) Expr(field string, asBool bool) *Program {
 
 // ExprAt compiles the expression held in scalar v.
 func (c *Config) ExprAt(v *yaml.Node, asBool bool) *Program {
-	p, err := CompileExpr(v.Value, asBool)
+	p, err := c.b.compileExpr(v.Value, asBool)
 	if err != nil {
 		c.ErrorAt(c.exprPos(v, err), "expression: %v", err)
 		return nil
@@ -443,7 +484,7 @@ func (c *Config) Template(field string) *Template {
 
 // TemplateAt compiles the template held in scalar v.
 func (c *Config) TemplateAt(v *yaml.Node) *Template {
-	t, err := CompileTemplate(v.Value)
+	t, err := c.b.compileTemplate(v.Value)
 	if err != nil {
 		c.ErrorAt(c.exprPos(v, err), "%v", err)
 		return nil

@@ -28,6 +28,9 @@ type Turn struct {
 
 	env Env
 	vm  vm.VM
+	// Room for the output of most turns, so that sending does not allocate.
+	outBuf   [4]Response
+	nodesBuf [4]string
 }
 
 // Send sends responses.
@@ -138,6 +141,7 @@ func newTurn(s *Story, c *Chat, in Input) *Turn {
 		c.UserAttributes = map[string]any{}
 	}
 	t := &Turn{Story: s, Chat: c, Input: in}
+	t.Output, t.outNodes = t.outBuf[:0], t.nodesBuf[:0]
 	t.env = Env{
 		Attributes: c.Attributes, UserAttributes: c.UserAttributes, Input: in.Value(),
 		Chat: ChatInfo{ID: c.ID, UserID: c.UserID, ExternalID: c.ExternalID, StoryID: c.StoryID},
@@ -158,7 +162,7 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 		waitedAt = c.Node
 	}
 	c.Waiting = false
-	var trail []string
+	trail := make([]string, 0, 32)
 	for steps := 0; ; steps++ {
 		if err := ctx.Err(); err != nil {
 			return err

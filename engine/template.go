@@ -21,7 +21,9 @@ type part struct {
 }
 
 // CompileTemplate parses and compiles src. Errors carry the rune column in src.
-func CompileTemplate(src string) (*Template, error) {
+func CompileTemplate(src string) (*Template, error) { return compileTemplate(src, CompileExpr) }
+
+func compileTemplate(src string, compileExpr func(string, bool) (*Program, error)) (*Template, error) {
 	t := &Template{Source: src}
 	rest, off := src, 0
 	for {
@@ -48,7 +50,7 @@ func CompileTemplate(src string) (*Template, error) {
 			return nil, e
 		}
 		code := rest[i+2 : i+2+j]
-		p, err := CompileExpr(code, false)
+		p, err := compileExpr(code, false)
 		if err != nil {
 			e := err.(*ExprError)
 			e.Offset += utf8.RuneCountInString(src[:off+i+2])

@@ -10,57 +10,47 @@ import (
 )
 
 // bigStory generates a story of n nodes (n a multiple of 4): groups of a
-// message, a question, a condition and a set, with templates and
-// expressions, every node reachable from start.
+// message, a question, a condition and a set, with templates in responses
+// and values, a validator, a condition of its own in each group and a goto
+// button, every node reachable from start.
 func bigStory(n int) []byte {
 	var b strings.Builder
 	b.WriteString("id: big\nname: Generated\nstart: m0\nattributes: {plan: free, n: 0}\nnodes:\n")
 	groups := n / 4
+	validators := []string{"number", "email", "len(input) > 1", `"regex:^[0-9]+$"`}
 	for g := range groups {
 		next := fmt.Sprintf("m%d", g+1)
 		if g == groups-1 {
 			next = "m0"
 		}
 		fmt.Fprintf(&b, `  m%[1]d:
-    name: Message %[1]d
     type: message
     responses:
       - type: text
-        message: "Hi {{ userAttributes.name }}, this is step %[1]d of {{ attributes.n }}."
-      - type: quickReplies
-        title: Pick one
-        buttons:
-          - {type: postback, title: "Yes", value: "yes"}
-          - {type: postback, title: "No", value: "no"}
-          - {type: goto, title: Start over, value: m0}
+        message: "Step %[1]d, {{ userAttributes.name }}: you have {{ attributes.n }} points."
     next: q%[1]d
   q%[1]d:
     type: question
     responses:
-      - type: text
-        message: How many items for step %[1]d?
+      - type: quickReplies
+        title: How many for step %[1]d?
+        buttons: [{type: postback, title: "One", value: "1"}, {type: goto, title: Restart, value: m0}]
     validate: %[3]s
-    save: answer%[1]d
-    retry:
-      - type: text
-        message: "Sorry, {{ input }} is not a valid answer."
+    save: a%[1]d
     next: c%[1]d
   c%[1]d:
     type: condition
     routes:
-      - when: attributes.answer%[1]d > 10 && attributes.plan == "pro"
-        next: s%[1]d
-      - when: len(input) > 3 or input matches "^[0-9]+$"
+      - when: attributes.a%[1]d > %[1]d && attributes.plan == "pro"
         next: s%[1]d
     else: %[2]s
   s%[1]d:
     type: set
     attributes:
       n: "{{ attributes.n + 1 }}"
-      last: "step %[1]d for {{ userAttributes.name }}"
-      plan: pro
+      last: "step %[1]d by {{ userAttributes.name }}"
     next: %[2]s
-`, g, next, []string{"number", "len(input) > 0", "email", `"regex:^[0-9]+$"`}[g%4])
+`, g, next, validators[g%4])
 	}
 	return []byte(b.String())
 }

@@ -17,7 +17,8 @@ import (
 
 // FuzzLoad checks that Load never panics (its recover turns a panic into an
 // "internal error" lint, which fails here), that every lint is placed and
-// says something, and that a story that loads can be chatted with.
+// says something, that a story that loads can be chatted with, and that
+// parsing in parts (big files) gives what parsing whole gives.
 func FuzzLoad(f *testing.F) {
 	var seeds []string
 	for _, pattern := range []string{"../examples/stories/*.yaml", "testdata/broken/*.yaml", "testdata/warnings/*.yaml", "testdata/*.yaml"} {
@@ -67,6 +68,10 @@ func FuzzLoad(f *testing.F) {
 		}
 		if s != nil {
 			chatWith(t, runner, s)
+		}
+		// Parsing a big file in parts must change nothing.
+		if stories.ParsedInParts(src) {
+			checkSplitSame(t, "input", src)
 		}
 	})
 }
