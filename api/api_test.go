@@ -52,7 +52,7 @@ nodes:
 
 // env is a server on loopback with an embedded store in a temp dir.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	srv *api.Server
 	st  store.Store
 	url string
@@ -60,7 +60,7 @@ type env struct {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newEnv(t *testing.T, mods ...func(*api.Config)) *env {
+func newEnv(t testing.TB, mods ...func(*api.Config)) *env {
 	t.Helper()
 	st, err := bolt.Open(t.TempDir())
 	if err != nil {
@@ -104,7 +104,7 @@ type resp struct {
 }
 
 // json decodes the body into a map (or fails the test).
-func (r resp) json(t *testing.T) map[string]any {
+func (r resp) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -113,7 +113,7 @@ func (r resp) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (r resp) list(t *testing.T) []map[string]any {
+func (r resp) list(t testing.TB) []map[string]any {
 	t.Helper()
 	var l []map[string]any
 	if err := json.Unmarshal(r.body, &l); err != nil {
@@ -173,7 +173,7 @@ func (e *env) try(method, path string, body any, auth string) (resp, error) {
 }
 
 // want checks an answer's status and, for errors, its code.
-func want(t *testing.T, r resp, status int, code string) {
+func want(t testing.TB, r resp, status int, code string) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)

@@ -151,7 +151,7 @@ func (s *Server) postMessage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	body, err := s.Turn(chatID, in, msgID)
+	body, err := s.turn(chatID, in, msgID)
 	if err != nil {
 		return err
 	}
@@ -159,12 +159,12 @@ func (s *Server) postMessage(c *fiber.Ctx) error {
 	return c.Send(body)
 }
 
-// Turn runs the turn that follows input in on chat chatID and returns the
+// turn runs the turn that follows input in on chat chatID and returns the
 // JSON answer. Turns of one chat run one at a time in call order. With a
 // messageID, a repeated id returns the first answer and runs nothing. A
 // turn that loses a race with another process is run again on the fresh
 // chat.
-func (s *Server) Turn(chatID string, in engine.Input, messageID string) ([]byte, error) {
+func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	defer cancel()
 	s.chats.acquire(chatID)
