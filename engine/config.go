@@ -30,6 +30,7 @@ type Build struct {
 	// What was compiled, by source: a story repeats its expressions.
 	exprs     map[exprKey]*Program
 	templates map[string]*Template
+	regexps   map[string]*regexp.Regexp
 }
 
 type exprKey struct {
@@ -202,13 +203,22 @@ func (c *Config) CheckFields(fields []Field, extra ...string) {
 		c.ErrorAt(c.m, "must be an object")
 		return
 	}
-	seen := map[string]bool{}
+	var seen map[string]bool // for big objects; small ones are scanned
+	if len(c.m.Content) > 64 {
+		seen = map[string]bool{}
+	}
 	for i := 0; i+1 < len(c.m.Content); i += 2 {
 		k := c.m.Content[i]
-		if seen[k.Value] {
+		twice := seen[k.Value]
+		for j := 0; seen == nil && j < i; j += 2 {
+			twice = twice || c.m.Content[j].Value == k.Value
+		}
+		if twice {
 			c.ErrorAt(k, "field %s is set twice", k.Value)
 		}
-		seen[k.Value] = true
+		if seen != nil {
+			seen[k.Value] = true
+		}
 		f, ok := findField(fields, k.Value)
 		if !ok {
 			if !contains(extra, k.Value) {
@@ -492,13 +502,29 @@ func (c *Config) TemplateAt(v *yaml.Node) *Template {
 	return t
 }
 
+// CompileRegexp compiles a regular expression, once per source and story.
+func (c *Config) CompileRegexp(src string) (*regexp.Regexp, error) {
+	if re, ok := c.b.regexps[src]; ok {
+		return re, nil
+	}
+	re, err := regexp.Compile(src)
+	if err != nil {
+		return nil, err
+	}
+	if c.b.regexps == nil {
+		c.b.regexps = map[string]*regexp.Regexp{}
+	}
+	c.b.regexps[src] = re
+	return re, nil
+}
+
 // Regexp compiles the regular expression in field.
 func (c *Config) Regexp(field string) *regexp.Regexp {
 	v, ok := c.scalar(field, "a regular expression")
 	if !ok {
 		return nil
 	}
-	re, err := regexp.Compile(v.Value)
+	re, err := c.CompileRegexp(v.Value)
 	if err != nil {
 		c.ErrorAt(v, "field %s: %v", field, err)
 		return nil

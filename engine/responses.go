@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -81,64 +82,52 @@ func (c *Config) response() *ResponseTemplate {
 	}
 	before := *c.hasError
 	*c.hasError = false
-	for _, k := range c.Keys() {
-		if k != "type" && k != "delay" && !contains(allowed, k) {
-			kn, _ := c.get(k)
-			c.ErrorAt(kn, "%s response: field %s not recognised", typ, k)
+	for i := 0; i+1 < len(c.m.Content); i += 2 {
+		k := c.m.Content[i]
+		if k.Value != "type" && k.Value != "delay" && !contains(allowed, k.Value) {
+			c.ErrorAt(k, "%s response: field %s not recognised", typ, k.Value)
 		}
 	}
 	rt := &ResponseTemplate{typ: typ, delay: c.Int("delay", 0)}
 	r := &Response{Type: typ, Delay: rt.delay}
-	pos := map[string]*yaml.Node{"": c.m}
-	str := func(o *Config, path, field string, dst *string) *Template {
-		if !o.Has(field) {
-			return nil
-		}
-		pos[path] = o.Value(field)
-		t := o.Template(field)
-		*dst = o.String(field)
-		return t
-	}
-	if c.Has("delay") {
-		pos["delay"] = c.Value("delay")
-	}
-	rt.message = str(c, "message", "message", &r.Message)
-	rt.image = str(c, "imageUrl", "imageUrl", &r.ImageURL)
-	rt.file = str(c, "fileUrl", "fileUrl", &r.FileURL)
-	rt.title = str(c, "title", "title", &r.Title)
+	rt.message = c.responseString("message", &r.Message)
+	rt.image = c.responseString("imageUrl", &r.ImageURL)
+	rt.file = c.responseString("fileUrl", &r.FileURL)
+	rt.title = c.responseString("title", &r.Title)
 	if mv := c.Value("messages"); mv != nil {
-		pos["messages"] = mv
-		for i, s := range c.Strings("messages") {
-			pos[indexPath("messages", i)] = resolve(mv.Content[i])
-			rt.messages = append(rt.messages, c.TemplateAt(resolve(mv.Content[i])))
-			r.Messages = append(r.Messages, s)
+		if mv.Kind != yaml.SequenceNode {
+			c.ErrorAt(mv, "field messages must be a list of strings")
+		}
+		for _, it := range mv.Content {
+			if it = resolve(it); it.Kind != yaml.ScalarNode {
+				c.ErrorAt(it, "field messages must be a list of strings")
+				continue
+			}
+			rt.messages = append(rt.messages, c.TemplateAt(it))
+			r.Messages = append(r.Messages, it.Value)
 		}
 	}
-	rt.buttons, r.Buttons = c.buttons("buttons", "buttons", pos)
-	for i, e := range c.List("elements") {
-		p := indexPath("elements", i)
-		pos[p] = e.m
-		for _, k := range e.Keys() {
-			if k != "title" && k != "subtitle" && k != "imageUrl" && k != "buttons" {
-				kn, _ := e.get(k)
-				c.ErrorAt(kn, "card: field %s not recognised", k)
+	rt.buttons, r.Buttons = c.buttons()
+	for _, e := range c.List("elements") {
+		for i := 0; i+1 < len(e.m.Content); i += 2 {
+			switch k := e.m.Content[i]; k.Value {
+			case "title", "subtitle", "imageUrl", "buttons":
+			default:
+				c.ErrorAt(k, "card: field %s not recognised", k.Value)
 			}
 		}
 		var card Card
 		ct := cardTemplate{
-			title:    str(e, p+".title", "title", &card.Title),
-			subtitle: str(e, p+".subtitle", "subtitle", &card.Subtitle),
-			image:    str(e, p+".imageUrl", "imageUrl", &card.ImageURL),
+			title:    e.responseString("title", &card.Title),
+			subtitle: e.responseString("subtitle", &card.Subtitle),
+			image:    e.responseString("imageUrl", &card.ImageURL),
 		}
-		ct.buttons, card.Buttons = e.buttons("buttons", p+".buttons", pos)
+		ct.buttons, card.Buttons = e.buttons()
 		rt.elements = append(rt.elements, ct)
 		r.Elements = append(r.Elements, card)
 	}
-	if v := c.Value("elements"); v != nil {
-		pos["elements"] = v
-	}
 	for _, p := range r.Check(c.b.NodeExists) {
-		c.ErrorAt(lookupPos(pos, p.Path), "%s response: %s", typ, p.Error())
+		c.ErrorAt(c.locate(p.Path), "%s response: %s", typ, p.Error())
 	}
 	failed := *c.hasError
 	*c.hasError = before || failed
@@ -163,43 +152,39 @@ func (c *Config) response() *ResponseTemplate {
 	return rt
 }
 
+// responseString reads a string field of a response into dst and compiles it.
+func (c *Config) responseString(field string, dst *string) *Template {
+	if !c.Has(field) {
+		return nil
+	}
+	*dst = c.String(field)
+	return c.Template(field)
+}
+
 func (c *Config) recordGoto(b Button) {
 	if b.Type == "goto" && c.info != nil {
 		c.info.Edges = append(c.info.Edges, Edge{To: b.Value, Label: b.Title, Kind: "goto"})
 	}
 }
 
-func (c *Config) buttons(field, path string, pos map[string]*yaml.Node) ([]buttonTemplate, []Button) {
+// buttons reads the buttons field of a response or card.
+func (c *Config) buttons() ([]buttonTemplate, []Button) {
 	var bts []buttonTemplate
 	var bs []Button
-	if v := c.Value(field); v != nil {
-		pos[path] = v
-	}
-	for i, o := range c.List(field) {
-		p := indexPath(path, i)
-		pos[p] = o.m
-		for _, k := range o.Keys() {
-			if k != "type" && k != "title" && k != "value" && k != "height" {
-				kn, _ := o.get(k)
-				c.ErrorAt(kn, "button: field %s not recognised", k)
+	for _, o := range c.List("buttons") {
+		for i := 0; i+1 < len(o.m.Content); i += 2 {
+			switch k := o.m.Content[i]; k.Value {
+			case "type", "title", "value", "height":
+			default:
+				c.ErrorAt(k, "button: field %s not recognised", k.Value)
 			}
 		}
-		b := Button{Type: o.String("type"), Height: o.String("height")}
-		if o.Has("type") {
-			pos[p+".type"] = o.Value("type")
-		}
-		if o.Has("height") {
-			pos[p+".height"] = o.Value("height")
-		}
+		b := Button{Type: o.String("type"), Height: o.String("height"), Title: o.String("title"), Value: o.String("value")}
 		bt := buttonTemplate{typ: b.Type, height: b.Height}
 		if o.Has("title") {
-			pos[p+".title"] = o.Value("title")
-			b.Title = o.String("title")
 			bt.title = o.Template("title")
 		}
 		if o.Has("value") {
-			pos[p+".value"] = o.Value("value")
-			b.Value = o.String("value")
 			if b.Type == "goto" {
 				bt.value = &Template{Source: b.Value, parts: []part{{lit: b.Value}}}
 			} else {
@@ -212,29 +197,31 @@ func (c *Config) buttons(field, path string, pos map[string]*yaml.Node) ([]butto
 	return bts, bs
 }
 
-func indexPath(p string, i int) string {
-	return p + "[" + itoa(i) + "]"
-}
-
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
-	}
-	return itoa(i/10) + string(rune('0'+i%10))
-}
-
-// lookupPos finds the node of path or of its closest parent.
-func lookupPos(pos map[string]*yaml.Node, path string) *yaml.Node {
-	for {
-		if n, ok := pos[path]; ok && n != nil {
+// locate returns the YAML node at path ("elements[0].buttons[1].value")
+// under the object, or the closest one above it that exists.
+func (c *Config) locate(path string) *yaml.Node {
+	n := c.m
+	for path != "" {
+		i := strings.IndexAny(path, ".[")
+		if i < 0 {
+			i = len(path)
+		}
+		_, v := c.sub(n).get(path[:i])
+		if v == nil {
 			return n
 		}
-		i := strings.LastIndexAny(path, ".[")
-		if i < 0 {
-			return pos[""]
+		n, path = v, path[i:]
+		for strings.HasPrefix(path, "[") {
+			j := strings.IndexByte(path, ']')
+			k, err := strconv.Atoi(path[1:max(j, 1)])
+			if j < 0 || err != nil || n.Kind != yaml.SequenceNode || k >= len(n.Content) {
+				return n
+			}
+			n, path = resolve(n.Content[k]), path[j+1:]
 		}
-		path = path[:i]
+		path = strings.TrimPrefix(path, ".")
 	}
+	return n
 }
 
 func (rt *ResponseTemplate) isStatic() bool {

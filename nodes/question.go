@@ -78,7 +78,7 @@ func newQuestion(c *engine.Config) (engine.Node, error) {
 			return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 		})
 	case strings.HasPrefix(v, "regex:"):
-		re, err := regexp.Compile(strings.TrimPrefix(v, "regex:"))
+		re, err := c.CompileRegexp(strings.TrimPrefix(v, "regex:"))
 		if err != nil {
 			c.Errorf("validate", "validate: %v", err)
 			break

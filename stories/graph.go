@@ -1,7 +1,9 @@
 package stories
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/storyflow/storyflow/engine"
 )
@@ -12,34 +14,31 @@ func (l *loader) warnGraph(s *engine.Story) {
 	if s.Nodes[s.Start] == nil {
 		return // a missing or unknown start is an error already
 	}
-	seen := map[string]bool{}
-	var stack []string
+	g := newGraph(s)
+	seen := make([]bool, len(g.nodes))
+	var stack []int
 	push := func(id string) {
-		if id != "" && !seen[id] {
-			seen[id] = true
-			stack = append(stack, id)
+		if i, ok := g.index[id]; ok && !seen[i] {
+			seen[i] = true
+			stack = append(stack, i)
 		}
 	}
 	push(s.Start)
 	push(s.OnError)
 	for len(stack) > 0 {
-		id := stack[len(stack)-1]
+		n := g.nodes[stack[len(stack)-1]]
 		stack = stack[:len(stack)-1]
-		if n := s.Nodes[id]; n != nil {
-			for _, e := range n.Edges {
-				push(e.To)
-			}
+		for _, e := range n.Edges {
+			push(e.To)
 		}
 	}
-	for _, id := range s.Order {
-		if !seen[id] {
-			n := s.Nodes[id]
+	for i, n := range g.nodes {
+		if !seen[i] {
 			l.warn(n, "not reachable from start")
 		}
 	}
-	for _, cyc := range silentCycles(s) {
-		n := s.Nodes[cyc[0]]
-		l.warn(n, "cycle with no question: "+joinCycle(cyc))
+	for _, cyc := range g.silentCycles() {
+		l.warn(g.nodes[cyc[0]], "cycle with no question: "+g.cycleText(cyc))
 	}
 }
 
@@ -50,50 +49,72 @@ func (l *loader) warn(n *engine.NodeInfo, msg string) {
 	})
 }
 
-func joinCycle(c []string) string {
-	out := ""
-	for _, id := range c {
-		out += id + " -> "
+// graph is a story's nodes numbered in file order.
+type graph struct {
+	nodes []*engine.NodeInfo
+	index map[string]int
+}
+
+func newGraph(s *engine.Story) *graph {
+	g := &graph{index: make(map[string]int, len(s.Order))}
+	for _, id := range s.Order {
+		if n := s.Nodes[id]; n != nil {
+			g.index[id] = len(g.nodes)
+			g.nodes = append(g.nodes, n)
+		}
 	}
-	return out + c[0]
+	return g
+}
+
+// cycleText names a cycle ("a -> b -> a"), its first nodes when it is long.
+func (g *graph) cycleText(cyc []int) string {
+	const most = 10
+	ids := make([]string, 0, most+1)
+	for _, i := range cyc[:min(len(cyc), most)] {
+		ids = append(ids, g.nodes[i].ID)
+	}
+	if len(cyc) > most {
+		return fmt.Sprintf("%s -> ... (%d nodes)", strings.Join(ids, " -> "), len(cyc))
+	}
+	return strings.Join(append(ids, ids[0]), " -> ")
 }
 
 // silentCycles finds strongly connected components (Tarjan, iterative) of the
 // graph without waiting nodes (goto edges excluded: they need a click) that
-// hold a cycle, each as its node ids in file order.
-func silentCycles(s *engine.Story) [][]string {
-	index := map[string]int{}
-	low := map[string]int{}
-	onStack := map[string]bool{}
-	var stack []string
-	var out [][]string
-	next := 0
-	succ := func(id string) []string {
-		n := s.Nodes[id]
-		if n == nil || n.Waits {
+// hold a cycle, each as its node numbers in file order.
+func (g *graph) silentCycles() [][]int {
+	n := len(g.nodes)
+	succ := func(v int) []int {
+		if g.nodes[v].Waits {
 			return nil
 		}
-		var ids []string
-		for _, e := range n.Edges {
+		var ws []int
+		for _, e := range g.nodes[v].Edges {
 			if e.Kind == "goto" {
 				continue
 			}
-			if m := s.Nodes[e.To]; m != nil && !m.Waits {
-				ids = append(ids, e.To)
+			if w, ok := g.index[e.To]; ok && !g.nodes[w].Waits {
+				ws = append(ws, w)
 			}
 		}
-		return ids
+		return ws
 	}
+	index := make([]int, n) // 0: not visited; else visit order + 1
+	low := make([]int, n)
+	onStack := make([]bool, n)
+	var stack []int
+	var out [][]int
+	next := 1
 	type frame struct {
-		id   string
-		succ []string
-		i    int
+		v, i int
+		succ []int
 	}
-	for _, root := range s.Order {
-		if _, ok := index[root]; ok || s.Nodes[root].Waits {
+	var frames []frame
+	for root := range n {
+		if index[root] != 0 || g.nodes[root].Waits {
 			continue
 		}
-		frames := []frame{{id: root, succ: succ(root)}}
+		frames = append(frames[:0], frame{v: root, succ: succ(root)})
 		index[root], low[root] = next, next
 		next++
 		stack = append(stack, root)
@@ -103,27 +124,27 @@ func silentCycles(s *engine.Story) [][]string {
 			if f.i < len(f.succ) {
 				w := f.succ[f.i]
 				f.i++
-				if _, ok := index[w]; !ok {
+				if index[w] == 0 {
 					index[w], low[w] = next, next
 					next++
 					stack = append(stack, w)
 					onStack[w] = true
-					frames = append(frames, frame{id: w, succ: succ(w)})
+					frames = append(frames, frame{v: w, succ: succ(w)})
 				} else if onStack[w] {
-					low[f.id] = min(low[f.id], index[w])
+					low[f.v] = min(low[f.v], index[w])
 				}
 				continue
 			}
-			v := f.id
+			v := f.v
 			frames = frames[:len(frames)-1]
 			if len(frames) > 0 {
-				p := frames[len(frames)-1].id
+				p := frames[len(frames)-1].v
 				low[p] = min(low[p], low[v])
 			}
 			if low[v] != index[v] {
 				continue
 			}
-			var comp []string
+			var comp []int
 			for {
 				w := stack[len(stack)-1]
 				stack = stack[:len(stack)-1]
@@ -133,31 +154,20 @@ func silentCycles(s *engine.Story) [][]string {
 					break
 				}
 			}
-			if len(comp) > 1 || selfLoop(s, v) {
-				out = append(out, inFileOrder(s, comp))
+			if len(comp) > 1 || g.selfLoop(v) {
+				slices.Sort(comp)
+				out = append(out, comp)
 			}
 		}
 	}
 	return out
 }
 
-func selfLoop(s *engine.Story, id string) bool {
-	for _, e := range s.Nodes[id].Edges {
-		if e.To == id && e.Kind != "goto" {
+func (g *graph) selfLoop(v int) bool {
+	for _, e := range g.nodes[v].Edges {
+		if e.To == g.nodes[v].ID && e.Kind != "goto" {
 			return true
 		}
 	}
 	return false
-}
-
-func inFileOrder(s *engine.Story, ids []string) []string {
-	out := slices.Clone(ids)
-	slices.SortFunc(out, func(a, b string) int {
-		na, nb := s.Nodes[a], s.Nodes[b]
-		if na.Line != nb.Line {
-			return na.Line - nb.Line
-		}
-		return na.Column - nb.Column
-	})
-	return out
 }

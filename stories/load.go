@@ -194,7 +194,14 @@ func (l *loader) load(src []byte) *engine.Story {
 	if top.Has("onError") && !l.b.NodeExists(s.OnError) {
 		l.errAt(top.Value("onError"), "onError: node %q not found", s.OnError)
 	}
-	// Pass 2: build every node.
+	// Pass 2: build every node (their expressions compiled on all cores first).
+	if len(ps) > 0 {
+		ms := make([]*yaml.Node, len(ps))
+		for i, p := range ps {
+			ms[i] = p.m
+		}
+		l.b.Precompile(ms)
+	}
 	for _, p := range ps {
 		l.buildNode(p.info, p.m)
 	}
@@ -259,7 +266,7 @@ var parallelMin = 256 << 10
 // parse decodes the first YAML document of src.
 func parse(src []byte) (*yaml.Node, error) {
 	if n := runtime.GOMAXPROCS(0); n > 1 && len(src) >= parallelMin {
-		if doc := parseSplit(src, n); doc != nil {
+		if doc := parseSplit(src, 4*n); doc != nil {
 			return doc, nil
 		}
 	}
