@@ -122,7 +122,7 @@ func (s *Server) story(ctx context.Context, id string, version int) (*engine.Sto
 	if st, ok := s.stories.get(id, rec.Version); ok {
 		return st, nil
 	}
-	st, _, err := s.load(storyFile(id), rec.Source)
+	st, _, err := stories.Load(storyFile(id), rec.Source, stories.Options{Registry: s.reg, Recompile: true})
 	if err != nil {
 		return nil, &Error{Status: http.StatusInternalServerError, Code: "story_load_failed",
 			Message: oneLine(fmt.Sprintf("story %q version %d no longer loads: %v", id, rec.Version, firstLine(err))), Err: err}

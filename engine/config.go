@@ -21,6 +21,10 @@ type Build struct {
 	NodeExists func(id string) bool
 	// Webhooks are the story's named webhook connections (the webhooks: section).
 	Webhooks map[string]*yaml.Node
+	// Recompile tells that the story loaded before (a stored version built
+	// again): things outside the story that have gone since, such as an API
+	// webhook connection, are warnings and fail at run time instead.
+	Recompile bool
 	// Values holds anything a caller hands to constructors (e.g. options).
 	Values map[string]any
 	// Source is the file's text, to place errors inside multi-line values.

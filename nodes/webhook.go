@@ -182,6 +182,9 @@ func resolveConnection(c *engine.Config, conns webhook.Connections) (*webhook.Co
 	switch {
 	case err != nil:
 		c.Errorf(whWebhook, "look up webhook connection %q: %v", name, err)
+	case !found && b.Recompile:
+		c.Warnf(whWebhook, "webhook connection %q no longer exists: calls take the failure branch", name)
+		return nil, name
 	case !found:
 		c.Errorf(whWebhook, "webhook connection %q not found in the story's webhooks section or the API's connections", name)
 	default:

@@ -881,3 +881,29 @@ func TestWebhookConcurrentChats(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A stored story built again after its API connection was deleted still
+// loads (with a warning); calls take the failure branch.
+func TestWebhookRecompileWithoutConnection(t *testing.T) {
+	src := `
+id: s
+start: ask
+nodes:
+  ask: {type: question, responses: [{type: text, message: "?"}], next: call}
+  call: {type: webhook, webhook: gone, next: ask, failure: sorry}
+  sorry: {type: message, responses: [{type: text, message: sorry}], next: ask}
+`
+	reg := nodes.NewRegistry(nodes.Options{Connections: &conns{m: map[string]webhook.Connection{}}, Webhooks: fast, Logger: slog.New(slog.DiscardHandler)})
+	if _, _, err := stories.Load("s.yaml", []byte(src), stories.Options{Registry: reg}); err == nil || !strings.Contains(err.Error(), `webhook connection "gone" not found`) {
+		t.Fatalf("first load: %v", err)
+	}
+	s, warns, err := stories.Load("s.yaml", []byte(src), stories.Options{Registry: reg, Recompile: true})
+	if err != nil || len(warns) != 1 || !strings.Contains(warns[0].Message, "no longer exists") {
+		t.Fatalf("recompile: %v %v", err, warns)
+	}
+	c := engine.NewChat(s, "c", "", "", nil, nil)
+	whRun(t, s, c, "")
+	if out := whRun(t, s, c, "x"); !reflect.DeepEqual(out, []string{"sorry", "?"}) {
+		t.Errorf("output %q", out)
+	}
+}

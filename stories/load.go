@@ -23,6 +23,8 @@ type Options struct {
 	Registry *engine.Registry
 	// Getenv expands ${VAR} (default os.LookupEnv).
 	Getenv func(string) (string, bool)
+	// Recompile marks a story that loaded before (see engine.Build.Recompile).
+	Recompile bool
 	// Values are handed to node constructors through engine.Build.Values.
 	Values map[string]any
 }
@@ -54,7 +56,7 @@ func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engin
 			err = &engine.LintError{Lints: []engine.Lint{{File: file, Line: 1, Column: 1, Message: fmt.Sprintf("internal error: %v", r)}}}
 		}
 	}()
-	l := &loader{o: o, b: &engine.Build{File: file, Values: o.Values, Source: src}}
+	l := &loader{o: o, b: &engine.Build{File: file, Values: o.Values, Source: src, Recompile: o.Recompile}}
 	if l.o.Registry == nil {
 		l.o.Registry = engine.Default
 	}
