@@ -27,8 +27,14 @@ type Chat struct {
 	ExternalID     string         `json:"externalId,omitempty" bson:"externalId,omitempty"`
 	Attributes     map[string]any `json:"attributes" bson:"attributes"`
 	UserAttributes map[string]any `json:"userAttributes" bson:"userAttributes"`
-	Transcript     []Entry        `json:"transcript" bson:"transcript"`
-	Error          string         `json:"error,omitempty" bson:"error,omitempty"`
+	// Transcript is the chat's recent entries, oldest first: the last
+	// MaxTranscript (after a turn that added more, all of that turn's).
+	// The store keeps every entry (store.Store.GetTranscript).
+	Transcript []Entry `json:"transcript" bson:"transcript"`
+	// Seq is how many transcript entries the chat has ever had: the Seq of
+	// its last entry.
+	Seq   int64  `json:"seq" bson:"seq"`
+	Error string `json:"error,omitempty" bson:"error,omitempty"`
 	// Waiting tells whether the chat waits for input at Node.
 	Waiting   bool      `json:"waiting" bson:"waiting"`
 	CreatedAt time.Time `json:"createdAt" bson:"createdAt"`
@@ -39,6 +45,8 @@ type Chat struct {
 
 // Entry is one line of a chat's transcript.
 type Entry struct {
+	// Seq numbers a chat's entries from 1, in order.
+	Seq      int64     `json:"seq" bson:"seq"`
 	From     string    `json:"from" bson:"from"` // "user" or "bot"
 	Node     string    `json:"node,omitempty" bson:"node,omitempty"`
 	Input    *Input    `json:"input,omitempty" bson:"input,omitempty"`
@@ -46,8 +54,30 @@ type Entry struct {
 	Time     time.Time `json:"time" bson:"time"`
 }
 
-// MaxTranscript is how many transcript entries a chat keeps (oldest dropped).
-var MaxTranscript = 1000
+// MaxTranscript is how many recent entries Chat.Transcript keeps (older
+// ones are dropped from it, not from the store): enough for a webhook
+// history of 100 messages when each turn has one input and one response.
+// A turn's own entries are kept even when there are more.
+var MaxTranscript = 100
+
+// addEntry appends e to the transcript as the chat's next entry.
+func (c *Chat) addEntry(e Entry) {
+	c.Seq++
+	e.Seq = c.Seq
+	c.Transcript = append(c.Transcript, e)
+}
+
+// trimTranscript drops entries beyond the last MaxTranscript, but none of
+// Seq from or above.
+func (c *Chat) trimTranscript(from int64) {
+	n := len(c.Transcript) - MaxTranscript
+	for n > 0 && c.Transcript[n-1].Seq >= from {
+		n--
+	}
+	if n > 0 {
+		c.Transcript = c.Transcript[n:]
+	}
+}
 
 // NewChat makes a chat for story: the story's attributes overlaid with attrs.
 func NewChat(s *Story, id, userID, externalID string, userAttrs, attrs map[string]any) *Chat {

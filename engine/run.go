@@ -28,6 +28,8 @@ type Turn struct {
 
 	env Env
 	vm  vm.VM
+	// seq0 is the chat's Seq when the turn began.
+	seq0 int64
 	// Room for the output of most turns, so that sending does not allocate.
 	outBuf   [4]Response
 	nodesBuf [4]string
@@ -109,7 +111,7 @@ func (r *Runner) Send(ctx context.Context, s *Story, c *Chat, in Input) (*Turn, 
 		}
 	}
 	t := newTurn(s, c, in)
-	c.Transcript = append(c.Transcript, Entry{From: "user", Node: c.Node, Input: &in, Time: time.Now().UTC()})
+	c.addEntry(Entry{From: "user", Node: c.Node, Input: &in, Time: time.Now().UTC()})
 	if c.Status == StatusHandoff {
 		// A human has the chat: the input is kept, no node runs.
 		r.finish(ctx, t)
@@ -140,7 +142,7 @@ func newTurn(s *Story, c *Chat, in Input) *Turn {
 	if c.UserAttributes == nil {
 		c.UserAttributes = map[string]any{}
 	}
-	t := &Turn{Story: s, Chat: c, Input: in}
+	t := &Turn{Story: s, Chat: c, Input: in, seq0: c.Seq}
 	t.Output, t.outNodes = t.outBuf[:0], t.nodesBuf[:0]
 	t.env = Env{
 		Attributes: c.Attributes, UserAttributes: c.UserAttributes, Input: in.Value(),
@@ -234,11 +236,9 @@ func (r *Runner) finish(ctx context.Context, t *Turn) {
 	c := t.Chat
 	now := time.Now().UTC()
 	for i := range t.Output {
-		c.Transcript = append(c.Transcript, Entry{From: "bot", Node: t.outNodes[i], Response: &t.Output[i], Time: now})
+		c.addEntry(Entry{From: "bot", Node: t.outNodes[i], Response: &t.Output[i], Time: now})
 	}
-	if n := len(c.Transcript) - MaxTranscript; n > 0 {
-		c.Transcript = append(c.Transcript[:0:0], c.Transcript[n:]...)
-	}
+	c.trimTranscript(t.seq0 + 1)
 	c.UpdatedAt = now
 	if r.Sink != nil && len(t.Events) > 0 {
 		if err := r.Sink.Publish(ctx, c, t.Events); err != nil {
