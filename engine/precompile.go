@@ -8,41 +8,59 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Precompile compiles, on all cores, the templates (strings holding "{{")
-// and route conditions (routes[].when) found in nodes, so that building the
-// nodes one after the other finds them compiled. What does not compile is
-// left for the build to report.
+// Precompiled holds templates and route conditions compiled ahead of a
+// build, e.g. by the goroutine that parsed part of a file. One value is not
+// safe for concurrent use; Build.Use takes several.
+type Precompiled struct{ b Build }
+
+// Add compiles the templates (strings holding "{{") and route conditions
+// (routes[].when) found under n. What does not compile is left for the
+// build to report.
+func (p *Precompiled) Add(n *yaml.Node) { p.b.precompile(n, false) }
+
+// Use makes the build take what ps compiled.
+func (b *Build) Use(ps ...*Precompiled) {
+	for _, p := range ps {
+		if p == nil {
+			continue
+		}
+		if b.exprs == nil {
+			b.exprs = map[exprKey]*Program{}
+		}
+		if b.templates == nil {
+			b.templates = map[string]*Template{}
+		}
+		for k, v := range p.b.exprs {
+			b.exprs[k] = v
+		}
+		for k, v := range p.b.templates {
+			b.templates[k] = v
+		}
+	}
+}
+
+// Precompile compiles the templates and route conditions of nodes on all
+// cores (see Precompiled.Add), so that building the nodes one after the
+// other finds them compiled.
 func (b *Build) Precompile(nodes []*yaml.Node) {
 	workers := min(runtime.GOMAXPROCS(0), len(nodes)/64)
 	if workers < 2 {
 		return // not worth it
 	}
-	caches := make([]Build, workers)
+	ps := make([]*Precompiled, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
+		ps[w] = &Precompiled{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &caches[w]
 			for i := w; i < len(nodes); i += workers {
-				c.precompile(nodes[i], false)
+				ps[w].Add(nodes[i])
 			}
 		}()
 	}
 	wg.Wait()
-	for i := range caches {
-		c := &caches[i]
-		if b.exprs == nil {
-			b.exprs, b.templates = c.exprs, c.templates
-			continue
-		}
-		for k, p := range c.exprs {
-			b.exprs[k] = p
-		}
-		for k, t := range c.templates {
-			b.templates[k] = t
-		}
-	}
+	b.Use(ps...)
 }
 
 // precompile walks n; when tells that n is the when of a route.

@@ -9,4 +9,7 @@ func SetParallelMin(n int) int {
 }
 
 // ParsedInParts tells whether src would be parsed in two parts.
-func ParsedInParts(src []byte) bool { return parseSplit(src, 2) != nil }
+func ParsedInParts(src []byte) bool {
+	doc, _ := parseSplit(src, 2)
+	return doc != nil
+}

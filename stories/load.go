@@ -110,7 +110,7 @@ func (l *loader) errAt(n *yaml.Node, format string, args ...any) {
 }
 
 func (l *loader) load(src []byte) *engine.Story {
-	doc, err := parse(src)
+	doc, pre, err := parse(src)
 	if err != nil {
 		l.yamlError(err)
 		return nil
@@ -197,7 +197,9 @@ func (l *loader) load(src []byte) *engine.Story {
 		l.errAt(top.Value("onError"), "onError: node %q not found", s.OnError)
 	}
 	// Pass 2: build every node (their expressions compiled on all cores first).
-	if len(ps) > 0 {
+	if pre != nil {
+		l.b.Use(pre...)
+	} else if len(ps) > 0 {
 		ms := make([]*yaml.Node, len(ps))
 		for i, p := range ps {
 			ms[i] = p.m
@@ -265,16 +267,17 @@ func (l *loader) buildNode(info *engine.NodeInfo, m *yaml.Node) {
 // cores (yaml.v3 parses some 10 MB/s: a 2 MB story takes 200 ms on one).
 var parallelMin = 256 << 10
 
-// parse decodes the first YAML document of src.
-func parse(src []byte) (*yaml.Node, error) {
+// parse decodes the first YAML document of src. A big file is parsed in
+// parts, which also compile the nodes' expressions (pre).
+func parse(src []byte) (doc *yaml.Node, pre []*engine.Precompiled, err error) {
 	if n := runtime.GOMAXPROCS(0); n > 1 && len(src) >= parallelMin {
-		if doc := parseSplit(src, 4*n); doc != nil {
-			return doc, nil
+		if doc, pre := parseSplit(src, 4*n); doc != nil {
+			return doc, pre, nil
 		}
 	}
-	var doc yaml.Node
-	err := yaml.NewDecoder(bytes.NewReader(src)).Decode(&doc)
-	return &doc, err
+	doc = &yaml.Node{}
+	err = yaml.Unmarshal(src, doc)
+	return doc, nil, err
 }
 
 // parseSplit parses a story whose nodes: section is a block mapping in
@@ -285,7 +288,7 @@ func parse(src []byte) (*yaml.Node, error) {
 // directives, several documents, no or several nodes: sections) or when any
 // piece fails to parse (an error, or an alias to an anchor of another part):
 // parse then parses the whole file, which reports errors as usual.
-func parseSplit(src []byte, parts int) *yaml.Node {
+func parseSplit(src []byte, parts int) (*yaml.Node, []*engine.Precompiled) {
 	starts := []int{0} // starts[i]: offset of line i (0-based)
 	for i, c := range src {
 		if c == '\n' && i+1 < len(src) {
@@ -307,18 +310,18 @@ func parseSplit(src []byte, parts int) *yaml.Node {
 		}
 		switch {
 		case b[0] == '%', bytes.HasPrefix(b, []byte("---")), bytes.HasPrefix(b, []byte("...")), bytes.IndexByte(b, '\t') >= 0 && bytes.TrimLeft(b, " ")[0] == '\t':
-			return nil
+			return nil, nil
 		case first >= 0 && last == len(starts) && b[0] != ' ' && b[0] != '#':
 			last = i
 		case b[0] == 'n' && isNodesLine(b):
 			if first >= 0 {
-				return nil
+				return nil, nil
 			}
 			first = i + 1
 		}
 	}
 	if first < 0 {
-		return nil
+		return nil, nil
 	}
 	// The node keys: lines indented like the first one.
 	indent := -1
@@ -335,13 +338,13 @@ func parseSplit(src []byte, parts int) *yaml.Node {
 		}
 		switch {
 		case n < indent || indent == 0 || (n == indent && t[0] == '-'):
-			return nil
+			return nil, nil
 		case n == indent:
 			keys = append(keys, i)
 		}
 	}
 	if len(keys) < 2*parts {
-		return nil
+		return nil, nil
 	}
 	// Cut into parts of about equal size, at node keys.
 	size := starts[min(last, len(starts)-1)] - starts[first]
@@ -363,6 +366,7 @@ func parseSplit(src []byte, parts int) *yaml.Node {
 
 	docs := make([]yaml.Node, len(cuts)+1)
 	errs := make([]error, len(cuts)+1)
+	pre := make([]*engine.Precompiled, len(cuts))
 	var wg sync.WaitGroup
 	for p := range docs {
 		piece := rest
@@ -376,7 +380,14 @@ func parseSplit(src []byte, parts int) *yaml.Node {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[p] = yaml.NewDecoder(bytes.NewReader(piece)).Decode(&docs[p])
+			errs[p] = yaml.Unmarshal(piece, &docs[p])
+			if d := &docs[p]; p < len(cuts) && errs[p] == nil && len(d.Content) == 1 && d.Content[0].Kind == yaml.MappingNode {
+				pre[p] = &engine.Precompiled{}
+				m := d.Content[0]
+				for i := 1; i < len(m.Content); i += 2 {
+					pre[p].Add(m.Content[i])
+				}
+			}
 		}()
 	}
 	wg.Wait()
@@ -384,7 +395,7 @@ func parseSplit(src []byte, parts int) *yaml.Node {
 	for p := range cuts {
 		d := &docs[p]
 		if errs[p] != nil || len(d.Content) != 1 || d.Content[0].Kind != yaml.MappingNode {
-			return nil
+			return nil, nil
 		}
 		shiftLines(d.Content[0], cuts[p])
 		if p == 0 {
@@ -394,19 +405,19 @@ func parseSplit(src []byte, parts int) *yaml.Node {
 	}
 	doc := &docs[len(cuts)]
 	if errs[len(cuts)] != nil || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil
+		return nil, nil
 	}
 	root := doc.Content[0]
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		if root.Content[i].Value == "nodes" && root.Content[i].Line == first {
 			if !isNull(root.Content[i+1]) {
-				return nil
+				return nil, nil
 			}
 			root.Content[i+1] = nodes
-			return doc
+			return doc, pre
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // isNodesLine tells whether b is "nodes:", maybe with spaces and a comment.
@@ -489,7 +500,7 @@ func problemLine(src []byte, line int, msg string) int {
 	}
 	fails := func(n int) bool {
 		var doc yaml.Node
-		err := yaml.NewDecoder(bytes.NewReader(src[:ends[n]])).Decode(&doc)
+		err := yaml.Unmarshal(src[:ends[n]], &doc)
 		return err != nil && strings.HasSuffix(err.Error(), msg)
 	}
 	lo, hi := line, len(ends)-1
