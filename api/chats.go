@@ -22,6 +22,9 @@ const (
 	maxInputLen = 4096 // text, postback, goto
 	maxMsgIDLen = 128  // messageId
 	maxListed   = 1000 // GET /v1/chats?limit=
+	// maxTranscriptPage is GET /v1/chats/:chatId's most (and default)
+	// transcript entries.
+	maxTranscriptPage = 1000
 	// maxTurnAttempts bounds how often a turn is run again after another
 	// process changed the chat first.
 	maxTurnAttempts = 64
@@ -243,9 +246,27 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// getChat: GET /v1/chats/:chatId, the state and transcript.
+// getChat: GET /v1/chats/:chatId?after=&limit=, the state and the
+// transcript: its entries with seq above after (default 0), at most limit
+// (default and most maxTranscriptPage). The chat's seq is its last entry's:
+// a client pages on with after = the last seq it got while that is lower.
 func (s *Server) getChat(c *fiber.Ctx) error {
 	id := c.Params("chatId")
+	after, limit := int64(0), maxTranscriptPage
+	if v := c.Query("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return badRequest("after must be a number from 0, got %q", v)
+		}
+		after = n
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxTranscriptPage {
+			return badRequest("limit must be 1 to %d, got %q", maxTranscriptPage, v)
+		}
+		limit = n
+	}
 	ctx, cancel := s.requestContext()
 	defer cancel()
 	chat, err := s.st.GetChat(ctx, id)
@@ -255,9 +276,18 @@ func (s *Server) getChat(c *fiber.Ctx) error {
 	if err != nil {
 		return fmt.Errorf("get chat: %w", err)
 	}
-	if chat.Transcript == nil {
-		chat.Transcript = []engine.Entry{}
+	tr, err := s.st.GetTranscript(ctx, id, after, limit)
+	if err != nil {
+		return fmt.Errorf("get chat: %w", err)
 	}
+	// Entries of a turn that ended between the two reads wait for the next.
+	for len(tr) > 0 && tr[len(tr)-1].Seq > chat.Seq {
+		tr = tr[:len(tr)-1]
+	}
+	if tr == nil {
+		tr = []engine.Entry{}
+	}
+	chat.Transcript = tr
 	return c.JSON(chat)
 }
 

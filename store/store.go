@@ -10,11 +10,35 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/storyflow/storyflow/engine"
 )
+
+// ErrTranscript: a chat's new transcript entries are not numbered on from
+// the stored ones (a programming error).
+var ErrTranscript = errors.New("transcript entries out of sequence")
+
+// NewEntries returns the entries of transcript with Seq above stored, and
+// checks they run on from stored to seq without gaps.
+func NewEntries(transcript []engine.Entry, stored, seq int64) ([]engine.Entry, error) {
+	i := len(transcript)
+	for i > 0 && transcript[i-1].Seq > stored {
+		i--
+	}
+	add := transcript[i:]
+	if seq < stored || int64(len(add)) != seq-stored {
+		return nil, fmt.Errorf("%w: stored up to %d, chat at %d, %d new entries", ErrTranscript, stored, seq, len(add))
+	}
+	for k := range add {
+		if add[k].Seq != stored+1+int64(k) {
+			return nil, fmt.Errorf("%w: entry %d has seq %d, want %d", ErrTranscript, k, add[k].Seq, stored+1+int64(k))
+		}
+	}
+	return add, nil
+}
 
 // Errors returned by every implementation; test with errors.Is.
 var (
@@ -52,19 +76,27 @@ type Store interface {
 	DeleteStory(ctx context.Context, id string) error
 
 	// CreateChat stores a new chat with Rev 1 and sets c.Rev (ErrExists on a
-	// duplicate id).
+	// duplicate id). Its transcript entries are stored as in UpdateChat.
 	CreateChat(ctx context.Context, c *engine.Chat) error
-	// GetChat returns a chat (ErrNotFound).
+	// GetChat returns a chat (ErrNotFound) with the last
+	// engine.MaxTranscript entries of its transcript.
 	GetChat(ctx context.Context, id string) (*engine.Chat, error)
 	// UpdateChat stores c if the stored Rev equals c.Rev, with Rev+1, and then
-	// sets c.Rev; otherwise ErrConflict (or ErrNotFound). When reply is not
-	// nil it is remembered in the same atomic write, for GetReply. Callers
-	// running a turn for a message id check GetReply before the turn and
-	// again after each ErrConflict, so a repeated id runs nothing.
+	// sets c.Rev; otherwise ErrConflict (or ErrNotFound). The entries of
+	// c.Transcript with a Seq above the stored chat's are appended to the
+	// chat's transcript in the same atomic write; they must be numbered on
+	// from it up to c.Seq. When reply is not nil it is remembered in the same
+	// atomic write, for GetReply. Callers running a turn for a message id
+	// check GetReply before the turn and again after each ErrConflict, so a
+	// repeated id runs nothing.
 	UpdateChat(ctx context.Context, c *engine.Chat, reply *Reply) error
+	// GetTranscript returns a chat's transcript entries with Seq above
+	// afterSeq, in order, at most limit of them (limit <= 0: all); ErrNotFound
+	// for an unknown chat.
+	GetTranscript(ctx context.Context, chatID string, afterSeq int64, limit int) ([]engine.Entry, error)
 	// GetReply returns the remembered answer to a chat's message id.
 	GetReply(ctx context.Context, chatID, messageID string) (body []byte, ok bool, err error)
-	// ListChats returns chats by id, filtered.
+	// ListChats returns chats by id, filtered, without their transcripts.
 	ListChats(ctx context.Context, f ChatFilter) ([]*engine.Chat, error)
 
 	// CreateConnection stores a webhook connection; it sets ID (NewID) when

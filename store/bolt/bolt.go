@@ -21,7 +21,6 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
-	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/store"
 )
 
@@ -32,13 +31,15 @@ const FileName = "storyflow.db"
 
 // Buckets. stories holds a sub-bucket per story id with versions as keys;
 // chatmeta holds {storyId, status} per chat for listing without decoding
-// whole chats; replies holds a sub-bucket per chat with MaxReplies slots.
+// whole chats; replies holds a sub-bucket per chat with MaxReplies slots;
+// chats and transcripts are described in chats.go.
 var (
 	bucketStories     = []byte("stories")
 	bucketChats       = []byte("chats")
 	bucketChatMeta    = []byte("chatmeta")
 	bucketReplies     = []byte("replies")
 	bucketConnections = []byte("connections")
+	bucketTranscripts = []byte("transcripts")
 )
 
 // commitMode is how chat writes are committed (for benchmarks).
@@ -55,8 +56,9 @@ const maxGroup = 512
 
 // Store is the embedded store.
 type Store struct {
-	db   *bbolt.DB
-	mode commitMode
+	db      *bbolt.DB
+	mode    commitMode
+	windows *windows
 
 	mu     sync.RWMutex // guards closed and sends on writes
 	closed bool
@@ -85,7 +87,7 @@ func open(dir string, mode commitMode) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketStories, bucketChats, bucketChatMeta, bucketReplies, bucketConnections} {
+		for _, b := range [][]byte{bucketStories, bucketChats, bucketChatMeta, bucketReplies, bucketConnections, bucketTranscripts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -96,7 +98,7 @@ func open(dir string, mode commitMode) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("create buckets in %s: %w", path, err)
 	}
-	s := &Store{db: db, mode: mode, writes: make(chan *write, maxGroup), done: make(chan struct{})}
+	s := &Store{db: db, mode: mode, writes: make(chan *write, maxGroup), done: make(chan struct{}), windows: newWindows()}
 	go s.commitLoop()
 	return s, nil
 }
@@ -326,185 +328,6 @@ func (s *Store) DeleteStory(ctx context.Context, id string) error {
 		return fmt.Errorf("delete story %q: %w", id, err)
 	}
 	return nil
-}
-
-// Chats.
-
-type chatMeta struct {
-	StoryID string        `json:"s"`
-	Status  engine.Status `json:"t"`
-}
-
-func putChat(tx *bbolt.Tx, c *engine.Chat) error {
-	data, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	meta, err := json.Marshal(chatMeta{c.StoryID, c.Status})
-	if err != nil {
-		return err
-	}
-	if err := tx.Bucket(bucketChats).Put([]byte(c.ID), data); err != nil {
-		return err
-	}
-	return tx.Bucket(bucketChatMeta).Put([]byte(c.ID), meta)
-}
-
-func storedRev(tx *bbolt.Tx, id string) (int64, error) {
-	v := tx.Bucket(bucketChats).Get([]byte(id))
-	if v == nil {
-		return 0, store.ErrNotFound
-	}
-	var r struct {
-		Rev int64 `json:"rev"`
-	}
-	if err := json.Unmarshal(v, &r); err != nil {
-		return 0, fmt.Errorf("decode chat: %w", err)
-	}
-	return r.Rev, nil
-}
-
-// CreateChat implements store.Store.
-func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
-	if c.ID == "" {
-		return errors.New("create chat: empty id")
-	}
-	cc := *c
-	cc.Rev = 1
-	err := s.commit(ctx, func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketChats).Get([]byte(c.ID)) != nil {
-			return store.ErrExists
-		}
-		return putChat(tx, &cc)
-	})
-	if err != nil {
-		return fmt.Errorf("create chat %q: %w", c.ID, err)
-	}
-	c.Rev = 1
-	return nil
-}
-
-// GetChat implements store.Store.
-func (s *Store) GetChat(ctx context.Context, id string) (*engine.Chat, error) {
-	var c engine.Chat
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketChats).Get([]byte(id))
-		if v == nil {
-			return store.ErrNotFound
-		}
-		return json.Unmarshal(v, &c)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("get chat %q: %w", id, err)
-	}
-	return &c, nil
-}
-
-func replySlot(rev int64) []byte {
-	return binary.BigEndian.AppendUint16(nil, uint16(rev%store.MaxReplies))
-}
-
-// UpdateChat implements store.Store.
-func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Reply) error {
-	cc := *c
-	cc.Rev = c.Rev + 1
-	var replyData []byte
-	if reply != nil {
-		var err error
-		if replyData, err = json.Marshal(reply); err != nil {
-			return fmt.Errorf("update chat %q: %w", c.ID, err)
-		}
-	}
-	err := s.commit(ctx, func(tx *bbolt.Tx) error {
-		rev, err := storedRev(tx, c.ID)
-		if err != nil {
-			return err
-		}
-		if rev != c.Rev {
-			return store.ErrConflict
-		}
-		if err := putChat(tx, &cc); err != nil {
-			return err
-		}
-		if reply == nil {
-			return nil
-		}
-		b, err := tx.Bucket(bucketReplies).CreateBucketIfNotExists([]byte(c.ID))
-		if err != nil {
-			return err
-		}
-		return b.Put(replySlot(cc.Rev), replyData)
-	})
-	if err != nil {
-		return fmt.Errorf("update chat %q: %w", c.ID, err)
-	}
-	c.Rev = cc.Rev
-	return nil
-}
-
-// GetReply implements store.Store.
-func (s *Store) GetReply(ctx context.Context, chatID, messageID string) ([]byte, bool, error) {
-	var body []byte
-	var found bool
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketReplies).Bucket([]byte(chatID))
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(_, v []byte) error {
-			var r store.Reply
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			if r.MessageID == messageID {
-				body, found = r.Body, true
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("get reply %q of chat %q: %w", messageID, chatID, err)
-	}
-	return body, found, nil
-}
-
-// ListChats implements store.Store.
-func (s *Store) ListChats(ctx context.Context, f store.ChatFilter) ([]*engine.Chat, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = store.DefaultLimit
-	}
-	var list []*engine.Chat
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		chats := tx.Bucket(bucketChats)
-		cur := tx.Bucket(bucketChatMeta).Cursor()
-		k, v := cur.First()
-		if f.After != "" {
-			k, v = cur.Seek([]byte(f.After))
-			if k != nil && string(k) == f.After {
-				k, v = cur.Next()
-			}
-		}
-		for ; k != nil && len(list) < limit; k, v = cur.Next() {
-			var m chatMeta
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("decode chat %q: %w", k, err)
-			}
-			if (f.StoryID != "" && m.StoryID != f.StoryID) || (f.Status != "" && m.Status != f.Status) {
-				continue
-			}
-			var c engine.Chat
-			if err := json.Unmarshal(chats.Get(k), &c); err != nil {
-				return fmt.Errorf("decode chat %q: %w", k, err)
-			}
-			list = append(list, &c)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list chats: %w", err)
-	}
-	return list, nil
 }
 
 // Connections.

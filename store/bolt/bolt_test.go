@@ -252,3 +252,95 @@ func BenchmarkUpdateChat(b *testing.B) {
 		}
 	}
 }
+
+// TestLegacyRecord: a chat written as one JSON record with its transcript
+// inline (before transcripts were kept apart) reads with its entries
+// numbered, and its first update moves them to the transcript.
+func TestLegacyRecord(t *testing.T) {
+	s, err := bolt.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	legacy := `{"id":"old","storyId":"shop","storyVersion":1,"node":"ask","status":"active","userId":"u",` +
+		`"attributes":{"n":1},"userAttributes":{},"transcript":[` +
+		`{"from":"bot","node":"ask","response":{"type":"text","message":"Hi"},"time":"2025-01-01T00:00:00Z"},` +
+		`{"from":"user","node":"ask","input":{"text":"yo"},"time":"2025-01-01T00:00:01Z"},` +
+		`{"from":"bot","node":"ask","response":{"type":"text","message":"Again"},"time":"2025-01-01T00:00:02Z"}],` +
+		`"waiting":true,"createdAt":"2025-01-01T00:00:00Z","updatedAt":"2025-01-01T00:00:02Z","rev":4}`
+	if err := bolt.PutRawChat(s, "old", "shop", []byte(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	texts := func(es []engine.Entry) string {
+		var b strings.Builder
+		for _, e := range es {
+			v := ""
+			if e.Input != nil {
+				v = e.Input.Text
+			} else if e.Response != nil {
+				v = e.Response.Message
+			}
+			fmt.Fprintf(&b, "%d:%s ", e.Seq, v)
+		}
+		return strings.TrimSpace(b.String())
+	}
+	c, err := s.GetChat(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := texts(c.Transcript); c.Rev != 4 || c.Seq != 3 || got != "1:Hi 2:yo 3:Again" {
+		t.Fatalf("legacy chat read as rev %d seq %d transcript %q", c.Rev, c.Seq, got)
+	}
+	tr, err := s.GetTranscript(ctx, "old", 1, 0)
+	if err != nil || texts(tr) != "2:yo 3:Again" {
+		t.Fatalf("legacy transcript after 1: %q %v", texts(tr), err)
+	}
+	list, err := s.ListChats(ctx, store.ChatFilter{})
+	if err != nil || len(list) != 1 || list[0].Seq != 3 || list[0].Rev != 4 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+
+	c.Transcript = append(c.Transcript[1:], engine.Entry{Seq: 4, From: "user", Input: &engine.Input{Text: "new"}})
+	c.Seq = 4
+	if err := s.UpdateChat(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	tr, err = s.GetTranscript(ctx, "old", 0, 0)
+	if err != nil || texts(tr) != "1:Hi 2:yo 3:Again 4:new" {
+		t.Fatalf("transcript after the first update: %q %v", texts(tr), err)
+	}
+	c, err = s.GetChat(ctx, "old")
+	if err != nil || c.Rev != 5 || texts(c.Transcript) != "1:Hi 2:yo 3:Again 4:new" || c.Attributes["n"] != float64(1) {
+		t.Fatalf("chat after the first update: %+v %v", c, err)
+	}
+}
+
+// TestWindowCopies: a chat read from the window cache shares nothing a
+// caller could change with the next read.
+func TestWindowCopies(t *testing.T) {
+	s, err := bolt.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	c := &engine.Chat{ID: "c", StoryID: "s", Status: engine.StatusActive, Seq: 1,
+		Transcript: []engine.Entry{{Seq: 1, From: "bot", Response: &engine.Response{Type: "text", Message: "Hi"}}}}
+	if err := s.CreateChat(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	c.Transcript[0].Response.Message = "changed by the caller after the write"
+	for range 2 {
+		got, err := s.GetChat(ctx, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := got.Transcript[0].Response.Message; m != "Hi" {
+			t.Fatalf("window entry reads %q", m)
+		}
+		got.Transcript[0].Seq = 9
+		got.Transcript = append(got.Transcript, engine.Entry{Seq: 2})
+		got.Transcript[0].Response = nil
+	}
+}

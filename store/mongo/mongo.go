@@ -36,6 +36,7 @@ const (
 	collChats       = "chats"
 	collChatHeads   = "chatheads"
 	collConnections = "connections"
+	collTranscripts = "transcripts"
 )
 
 // Store is the MongoDB store.
@@ -45,6 +46,8 @@ type Store struct {
 	chats       *mongo.Collection
 	chatheads   *mongo.Collection
 	connections *mongo.Collection
+	transcripts *mongo.Collection
+	seqs        *seqHints
 }
 
 // DatabaseName returns the database a URI names, or DefaultDatabase.
@@ -76,7 +79,7 @@ func Open(ctx context.Context, uri string) (*Store, error) {
 	}
 	db := client.Database(name)
 	s := &Store{client: client, stories: db.Collection(collStories), chats: db.Collection(collChats), chatheads: db.Collection(collChatHeads),
-		connections: db.Collection(collConnections)}
+		connections: db.Collection(collConnections), transcripts: db.Collection(collTranscripts), seqs: newSeqHints()}
 	if err := s.createIndexes(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
@@ -304,6 +307,11 @@ type revDoc struct {
 	Rev    int64        `bson:"rev"`
 	At     time.Time    `bson:"at"`
 	Reply  *store.Reply `bson:"reply,omitempty"`
+	// Seq is the chat's Seq at this revision (nil in revisions written
+	// before transcripts were kept apart), Entries the transcript entries
+	// it added; both stay when the revision is retired.
+	Seq     *int64         `bson:"seq,omitempty"`
+	Entries []engine.Entry `bson:"entries,omitempty"`
 	// Set on the latest revision only.
 	Head      bool          `bson:"head,omitempty"`
 	StoryID   string        `bson:"storyId,omitempty"`
@@ -320,11 +328,12 @@ func revKey(chatID string, rev int64) string {
 	return fmt.Sprintf("%s/%012d", chatID, rev)
 }
 
-func newRevDoc(c *engine.Chat, rev int64, reply *store.Reply) revDoc {
+func newRevDoc(c *engine.Chat, rev int64, reply *store.Reply, entries []engine.Entry) revDoc {
 	cc := *c
 	cc.Rev = rev
+	seq := c.Seq
 	return revDoc{
-		ID: revKey(c.ID, rev), ChatID: c.ID, Rev: rev, At: now(), Reply: reply,
+		ID: revKey(c.ID, rev), ChatID: c.ID, Rev: rev, At: now(), Reply: reply, Seq: &seq, Entries: entries,
 		Head: true, StoryID: c.StoryID, Status: c.Status, UpdatedAt: c.UpdatedAt, Chat: &cc,
 	}
 }
@@ -350,6 +359,13 @@ func (d *revDoc) chat() (*engine.Chat, error) {
 	}
 	c := d.Chat
 	c.ID, c.Rev = d.ChatID, d.Rev
+	if d.Seq == nil {
+		numberLegacy(c)
+	}
+	c.Transcript = c.Transcript[max(0, len(c.Transcript)-engine.MaxTranscript):]
+	if len(c.Transcript) == 0 {
+		c.Transcript = nil
+	}
 	var err error
 	if c.Attributes, err = normalize(c.Attributes); err != nil {
 		return nil, fmt.Errorf("decode attributes: %w", err)
@@ -365,14 +381,20 @@ func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
 	if c.ID == "" {
 		return errors.New("create chat: empty id")
 	}
-	_, err := s.chats.InsertOne(ctx, newRevDoc(c, 1, nil))
+	entries, err := store.NewEntries(c.Transcript, 0, c.Seq)
+	if err != nil {
+		return fmt.Errorf("create chat %q: %w", c.ID, err)
+	}
+	_, err = s.chats.InsertOne(ctx, newRevDoc(c, 1, nil, entries))
 	if mongo.IsDuplicateKeyError(err) {
 		err = store.ErrExists
 	}
 	if err != nil {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
+	s.putEntries(ctx, c.ID, entries)
 	s.hint(ctx, c.ID, 1)
+	s.seqs.put(c.ID, 1, c.Seq)
 	c.Rev = 1
 	return nil
 }
@@ -456,6 +478,9 @@ func (s *Store) GetChat(ctx context.Context, id string) (*engine.Chat, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get chat %q: %w", id, err)
 	}
+	if d.Seq != nil {
+		s.seqs.put(id, d.Rev, *d.Seq)
+	}
 	return c, nil
 }
 
@@ -479,8 +504,12 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	if reply != nil && reply.Body == nil {
 		reply = &store.Reply{MessageID: reply.MessageID, Body: []byte{}}
 	}
+	entries, err := s.newEntries(ctx, c)
+	if err != nil {
+		return fmt.Errorf("update chat %q: %w", c.ID, err)
+	}
 	rev := c.Rev + 1
-	_, err := s.chats.InsertOne(ctx, newRevDoc(c, rev, reply))
+	_, err = s.chats.InsertOne(ctx, newRevDoc(c, rev, reply, entries))
 	if mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("update chat %q: %w", c.ID, store.ErrConflict)
 	}
@@ -500,7 +529,9 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	}
 	// A failed retire only leaves a stale head behind, which readers
 	// skip (they take the highest revision) and the sweep retires.
+	s.putEntries(ctx, c.ID, entries)
 	s.hint(ctx, c.ID, rev)
+	s.seqs.put(c.ID, rev, c.Seq)
 	if rev%sweepEvery == 0 {
 		s.sweep(ctx, c.ID, rev)
 	}
@@ -511,8 +542,26 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 // sweep deletes revisions older than MaxReplies (but revision 1) and
 // retires stale heads. It is best effort: a later sweep redoes it.
 func (s *Store) sweep(ctx context.Context, chatID string, rev int64) {
-	s.chats.DeleteMany(ctx, bson.D{{Key: "chatId", Value: chatID},
-		{Key: "rev", Value: bson.D{{Key: "$gt", Value: 1}, {Key: "$lte", Value: rev - store.MaxReplies}}}})
+	old := bson.D{{Key: "chatId", Value: chatID},
+		{Key: "rev", Value: bson.D{{Key: "$gt", Value: 1}, {Key: "$lte", Value: rev - store.MaxReplies}}}}
+	// Their entries are copied first (again, normally), so that an entry
+	// whose copy a crash prevented is not lost with its revision.
+	cur, err := s.chats.Find(ctx, old, options.Find().SetProjection(bson.D{{Key: "entries", Value: 1}, {Key: "chatId", Value: 1}, {Key: "rev", Value: 1}}))
+	if err != nil {
+		return
+	}
+	var docs []revDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return
+	}
+	var entries []engine.Entry
+	for _, d := range docs {
+		entries = append(entries, d.Entries...)
+	}
+	if len(entries) > 0 && s.putEntries(ctx, chatID, entries) != nil {
+		return
+	}
+	s.chats.DeleteMany(ctx, old)
 	s.chats.UpdateMany(ctx, bson.D{{Key: "chatId", Value: chatID}, {Key: "head", Value: true},
 		{Key: "rev", Value: bson.D{{Key: "$lt", Value: rev}}}},
 		bson.D{{Key: "$unset", Value: headFields}})
@@ -551,7 +600,8 @@ func (s *Store) ListChats(ctx context.Context, f store.ChatFilter) ([]*engine.Ch
 	if f.After != "" {
 		filter = append(filter, bson.E{Key: "chatId", Value: bson.D{{Key: "$gt", Value: f.After}}})
 	}
-	opts := options.Find().SetSort(bson.D{{Key: "chatId", Value: 1}, {Key: "rev", Value: -1}}).SetBatchSize(int32(limit + 1))
+	opts := options.Find().SetSort(bson.D{{Key: "chatId", Value: 1}, {Key: "rev", Value: -1}}).SetBatchSize(int32(limit + 1)).
+		SetProjection(bson.D{{Key: "chat.transcript", Value: 0}, {Key: "entries", Value: 0}, {Key: "reply", Value: 0}})
 	cur, err := s.chats.Find(ctx, filter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("list chats: %w", err)
@@ -570,6 +620,10 @@ func (s *Store) ListChats(ctx context.Context, f store.ChatFilter) ([]*engine.Ch
 		if err != nil {
 			return nil, fmt.Errorf("list chats: %w", err)
 		}
+		if d.Seq != nil {
+			c.Seq = *d.Seq
+		}
+		c.Transcript = nil
 		list = append(list, c)
 	}
 	if err := cur.Err(); err != nil {

@@ -46,6 +46,8 @@ func Run(t *testing.T, fresh Fresh) {
 		{"Connections", testConnections},
 		{"ConnectionErrors", testConnectionErrors},
 		{"ConcurrentIncrements", testConcurrentIncrements},
+		{"Transcript", testTranscript},
+		{"TranscriptOutOfSequence", testTranscriptOutOfSequence},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,9 +86,10 @@ func newChat(id, storyID string, status engine.Status) *engine.Chat {
 		},
 		UserAttributes: map[string]any{"email": "ann@example.com"},
 		Transcript: []engine.Entry{
-			{From: "user", Input: &engine.Input{Text: "hi"}, Time: t},
-			{From: "bot", Node: "ask", Response: &engine.Response{Type: "text", Message: "Hello"}, Time: t},
+			{Seq: 1, From: "user", Input: &engine.Input{Text: "hi"}, Time: t},
+			{Seq: 2, From: "bot", Node: "ask", Response: &engine.Response{Type: "text", Message: "Hello"}, Time: t},
 		},
+		Seq:     2,
 		Waiting: true, CreatedAt: t, UpdatedAt: t,
 	}
 }
@@ -258,7 +261,7 @@ func testChatUpdate(t *testing.T, s store.Store) {
 
 	c.Node, c.Status, c.Waiting = "done", engine.StatusCompleted, false
 	c.Attributes = map[string]any{"n": float64(1)} // keys removed stay removed
-	c.Transcript = append(c.Transcript, engine.Entry{From: "bot", Response: &engine.Response{Type: "quickReplies", Message: "Pick", Buttons: []engine.Button{{Type: "postback", Title: "A", Value: "a"}}}, Time: ms(time.Now())})
+	addEntry(c, engine.Entry{From: "bot", Response: &engine.Response{Type: "quickReplies", Message: "Pick", Buttons: []engine.Button{{Type: "postback", Title: "A", Value: "a"}}}, Time: ms(time.Now())})
 	c.UpdatedAt = ms(time.Now().Add(time.Second))
 	must(t, "update", s.UpdateChat(ctx, c, nil))
 	if c.Rev != 2 {
@@ -292,6 +295,8 @@ func testChatUpdateRace(t *testing.T, s store.Store) {
 		for i := range 2 {
 			cc := *c
 			cc.Node = fmt.Sprintf("writer%d", i)
+			cc.Transcript = slices.Clone(c.Transcript)
+			addEntry(&cc, engine.Entry{From: "user", Input: &engine.Input{Text: cc.Node}, Time: ms(time.Now())})
 			chats[i] = &cc
 			wg.Go(func() { errs[i] = s.UpdateChat(ctx, chats[i], &store.Reply{MessageID: cc.Node, Body: []byte(cc.Node)}) })
 		}
@@ -317,6 +322,9 @@ func testChatUpdateRace(t *testing.T, s store.Store) {
 		if _, ok, err := s.GetReply(ctx, id, loser); err != nil || ok {
 			t.Errorf("round %d: loser's reply remembered (ok %v, err %v)", round, ok, err)
 		}
+		tr, err := s.GetTranscript(ctx, id, 0, 0)
+		must(t, "get transcript", err)
+		same(t, "transcript of the winner", tr, chats[winner].Transcript)
 	}
 }
 
@@ -357,7 +365,7 @@ func testReplies(t *testing.T, s store.Store) {
 func testRepliesBounded(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	c := newChat("c1", "shop", engine.StatusActive)
-	c.Transcript = nil
+	c.Transcript, c.Seq = nil, 0
 	must(t, "create", s.CreateChat(ctx, c))
 	n := store.MaxReplies + store.MaxReplies/2 + 10
 	for i := range n {
@@ -582,6 +590,114 @@ func testConcurrentIncrements(t *testing.T, s store.Store) {
 	}
 }
 
+// addEntry appends e as c's next transcript entry, as the engine does.
+func addEntry(c *engine.Chat, e engine.Entry) {
+	c.Seq++
+	e.Seq = c.Seq
+	c.Transcript = append(c.Transcript, e)
+}
+
+// window is what GetChat returns of a transcript.
+func window(tr []engine.Entry) []engine.Entry {
+	return tr[max(0, len(tr)-engine.MaxTranscript):]
+}
+
+// testTranscript: every entry ever added stays readable in order with
+// paging, while GetChat returns the recent window.
+func testTranscript(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	c := newChat("c1", "shop", engine.StatusActive)
+	all := slices.Clone(c.Transcript)
+	must(t, "create", s.CreateChat(ctx, c))
+	c2 := newChat("c2", "shop", engine.StatusActive)
+	must(t, "create other", s.CreateChat(ctx, c2))
+	turns := engine.MaxTranscript/2 + 15
+	for i := range turns {
+		// A turn as the engine makes it: an input, one to three responses,
+		// the transcript trimmed to the window.
+		addEntry(c, engine.Entry{From: "user", Node: "ask", Input: &engine.Input{Text: fmt.Sprint(i)}, Time: ms(time.Now())})
+		for k := range 1 + i%3 {
+			addEntry(c, engine.Entry{From: "bot", Node: "ask", Response: &engine.Response{Type: "text", Message: fmt.Sprintf("r%d.%d", i, k)}, Time: ms(time.Now())})
+		}
+		all = append(all, c.Transcript[len(c.Transcript)-2-i%3:]...)
+		c.Transcript = window(c.Transcript)
+		if i%5 == 0 {
+			// Also from a fresh read, as another turn would.
+			got, err := s.GetChat(ctx, "c1")
+			must(t, "get", err)
+			got.Transcript = append(got.Transcript, c.Transcript[len(c.Transcript)-2-i%3:]...)
+			got.Seq, got.Node = c.Seq, c.Node
+			c = got
+		}
+		must(t, "update", s.UpdateChat(ctx, c, nil))
+	}
+	got, err := s.GetChat(ctx, "c1")
+	must(t, "get", err)
+	same(t, "window", got.Transcript, window(all))
+	if got.Seq != int64(len(all)) {
+		t.Errorf("seq %d, want %d", got.Seq, len(all))
+	}
+	n := int64(len(all))
+	tests := []struct {
+		name  string
+		after int64
+		limit int
+		want  []engine.Entry
+	}{
+		{"all", 0, 0, all},
+		{"first page", 0, 10, all[:10]},
+		{"next page", 10, 10, all[10:20]},
+		{"last page", n - 3, 10, all[n-3:]},
+		{"after the end", n, 10, nil},
+		{"negative after", -5, 2, all[:2]},
+	}
+	for _, tc := range tests {
+		tr, err := s.GetTranscript(ctx, "c1", tc.after, tc.limit)
+		must(t, tc.name, err)
+		if len(tr) != len(tc.want) {
+			t.Errorf("%s: %d entries, want %d", tc.name, len(tr), len(tc.want))
+			continue
+		}
+		same(t, tc.name, tr, tc.want)
+	}
+	other, err := s.GetTranscript(ctx, "c2", 0, 0)
+	must(t, "other chat", err)
+	same(t, "other chat's transcript", other, c2.Transcript)
+	_, err = s.GetTranscript(ctx, "nope", 0, 0)
+	wantErr(t, "unknown chat", err, store.ErrNotFound)
+}
+
+// testTranscriptOutOfSequence: an update whose new entries do not run on
+// from the stored ones is refused and writes nothing.
+func testTranscriptOutOfSequence(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	c := newChat("c1", "shop", engine.StatusActive)
+	must(t, "create", s.CreateChat(ctx, c))
+	bad := []struct {
+		name string
+		edit func(c *engine.Chat)
+	}{
+		{"seq ahead of the entries", func(c *engine.Chat) { c.Seq = 4 }},
+		{"gap", func(c *engine.Chat) {
+			c.Transcript = append(c.Transcript, engine.Entry{Seq: 4, From: "user", Input: &engine.Input{Text: "x"}})
+			c.Seq = 4
+		}},
+	}
+	for _, tc := range bad {
+		cc := *c
+		cc.Transcript = slices.Clone(c.Transcript)
+		tc.edit(&cc)
+		err := s.UpdateChat(ctx, &cc, nil)
+		wantErr(t, tc.name, err, store.ErrTranscript)
+		if cc.Rev != 1 {
+			t.Errorf("%s: rev moved to %d", tc.name, cc.Rev)
+		}
+	}
+	got, err := s.GetChat(ctx, "c1")
+	must(t, "get", err)
+	same(t, "chat unchanged", got, c)
+}
+
 func testReopen(t *testing.T, o Opener) {
 	ctx := context.Background()
 	s, err := o()
@@ -593,6 +709,7 @@ func testReopen(t *testing.T, o Opener) {
 	c := newChat("c1", "shop", engine.StatusActive)
 	must(t, "create chat", s.CreateChat(ctx, c))
 	c.Node = "next"
+	addEntry(c, engine.Entry{From: "user", Input: &engine.Input{Text: "next"}, Time: ms(time.Now())})
 	must(t, "update chat", s.UpdateChat(ctx, c, &store.Reply{MessageID: "m1", Body: []byte("answer")}))
 	conn := &store.Connection{StoryID: "shop", Name: "Orders", URL: "https://example.com"}
 	must(t, "create connection", s.CreateConnection(ctx, conn))
@@ -607,6 +724,9 @@ func testReopen(t *testing.T, o Opener) {
 	got, err := s.GetChat(ctx, "c1")
 	must(t, "get chat", err)
 	same(t, "chat after reopen", got, c)
+	tr, err := s.GetTranscript(ctx, "c1", 0, 0)
+	must(t, "get transcript", err)
+	same(t, "transcript after reopen", tr, c.Transcript)
 	body, ok, err := s.GetReply(ctx, "c1", "m1")
 	if err != nil || !ok || string(body) != "answer" {
 		t.Errorf("reply after reopen: %q %v %v", body, ok, err)
