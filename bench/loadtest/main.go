@@ -31,12 +31,16 @@ func main() {
 	bin := flag.String("bin", "bin/storyflow", "storyflow binary")
 	dur := flag.Duration("duration", 10*time.Second, "length of each measured phase")
 	conc := flag.Int("c", 32, "concurrent clients (one chat each)")
+	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory")
 	flag.Parse()
 	if err := run(*bin, *dur, *conc); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
 }
+
+// profileDir is where storyflow's CPU profiles go ("": none).
+var profileDir string
 
 // answer is what the webhook backend returns to every call.
 var answer = []byte(`{"responses":[{"type":"text","message":"Checked."}],"attributes":{"customer":"yes","plan":"pro"}}`)
@@ -67,7 +71,7 @@ func run(bin string, dur time.Duration, conc int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	sf, stop, err := startStoryflow(bin, dir, hookURL)
+	sf, pprofURL, stop, err := startStoryflow(bin, dir, hookURL)
 	if err != nil {
 		return err
 	}
@@ -99,13 +103,13 @@ func run(bin string, dur time.Duration, conc int) error {
 	}
 	chatBody := `{"chatId":"c1","attributes":{"plan":"free"},"text":"hello"}`
 	phases := []struct {
-		name string
-		mk   func(int) (func() error, error)
+		name, profile string
+		mk            func(int) (func() error, error)
 	}{
-		{"baseline: fiber handler + webhook call", plainPost(base+"/hand", chatBody)},
-		{"storyflow: turn with webhook node", turn("bench_webhook")},
-		{"baseline: fiber echo handler", plainPost(base+"/echo", chatBody)},
-		{"storyflow: turn without webhook", turn("bench_plain")},
+		{"baseline: fiber handler + webhook call", "", plainPost(base+"/hand", chatBody)},
+		{"storyflow: turn with webhook node", "webhook", turn("bench_webhook")},
+		{"baseline: fiber echo handler", "", plainPost(base+"/echo", chatBody)},
+		{"storyflow: turn without webhook", "plain", turn("bench_plain")},
 	}
 	res := make([]result, len(phases))
 	for i, p := range phases {
@@ -113,7 +117,17 @@ func run(bin string, dur time.Duration, conc int) error {
 		if _, err := load(p.mk, conc, dur/5); err != nil {
 			return fmt.Errorf("%s: warm-up: %w", p.name, err)
 		}
+		var prof chan error
+		if profileDir != "" && p.profile != "" {
+			prof = make(chan error, 1)
+			go func() { prof <- cpuProfile(pprofURL, dur, filepath.Join(profileDir, p.profile+".pprof")) }()
+		}
 		r, err := load(p.mk, conc, dur)
+		if prof != nil {
+			if err := <-prof; err != nil {
+				slog.Warn("cpu profile", "err", err)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
@@ -125,6 +139,32 @@ func run(bin string, dur time.Duration, conc int) error {
 		100*res[1].rate/res[0].rate, float64(res[1].p99)/float64(res[0].p99))
 	fmt.Printf("plain turn:   %.0f%% of the echo handler's throughput (target >= 40%%)\n", 100*res[3].rate/res[2].rate)
 	return nil
+}
+
+// cpuProfile saves storyflow's CPU profile over the next d (less a margin,
+// so that it ends within the phase).
+func cpuProfile(base string, d time.Duration, file string) error {
+	secs := max(1, int((d-d/10)/time.Second))
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("profile: status %d", resp.StatusCode)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -302,28 +342,47 @@ nodes:
     next: ask
 `
 
+// freeAddr returns a loopback address with a port free at the moment.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
 // startStoryflow runs `storyflow serve` on a free loopback port with the two
-// bench stories and waits for /healthz.
-func startStoryflow(bin, dir, hookURL string) (string, func(), error) {
+// bench stories and waits for /healthz. With profileDir set it also serves
+// pprof on another loopback port, whose URL it returns.
+func startStoryflow(bin, dir, hookURL string) (string, string, func(), error) {
 	docs := bytes.Split([]byte(fmt.Sprintf(stories, hookURL)), []byte("---\n"))
 	sdir := filepath.Join(dir, "stories")
 	os.MkdirAll(sdir, 0o755)
 	for i, d := range docs {
 		if err := os.WriteFile(filepath.Join(sdir, fmt.Sprintf("s%d.yaml", i)), d, 0o644); err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--stories", sdir, "--data", filepath.Join(dir, "data"), "--allow-private-webhooks")
+	args := []string{"serve", "--addr", addr, "--stories", sdir, "--data", filepath.Join(dir, "data"), "--allow-private-webhooks"}
+	pprofURL := ""
+	if profileDir != "" {
+		paddr, err := freeAddr()
+		if err != nil {
+			return "", "", nil, err
+		}
+		args = append(args, "--pprof", paddr)
+		pprofURL = "http://" + paddr
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "STORYFLOW_API_TOKEN=loadtest-token")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start %s: %w", bin, err)
+		return "", "", nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	var logTail []string
 	var logMu sync.Mutex
@@ -356,7 +415,7 @@ func startStoryflow(bin, dir, hookURL string) (string, func(), error) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return base, stop, nil
+				return base, pprofURL, stop, nil
 			}
 		}
 		select {
@@ -364,7 +423,7 @@ func startStoryflow(bin, dir, hookURL string) (string, func(), error) {
 			stop()
 			logMu.Lock()
 			defer logMu.Unlock()
-			return "", nil, errors.Join(errors.New("storyflow did not become healthy"), fmt.Errorf("log: %v", logTail))
+			return "", "", nil, errors.Join(errors.New("storyflow did not become healthy"), fmt.Errorf("log: %v", logTail))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -28,6 +30,11 @@ func init() {
 }
 
 func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
+	pprofAddr, args, err := pprofFlag(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "storyflow serve: %v\n", err)
+		return exitUsage
+	}
 	fs := newFlags("serve", stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	storiesDir := fs.String("stories", "", "load the story files (*.yaml, *.yml) of this directory at start and reload changed ones")
@@ -99,6 +106,18 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		log.Info("stories loaded", "dir", *storiesDir, "loaded", loaded, "failed", failed)
 	}
 
+	if pprofAddr != "" {
+		pln, err := net.Listen("tcp", pprofAddr)
+		if err != nil {
+			ln.Close()
+			log.Error("listen for pprof", "err", err)
+			return exitFail
+		}
+		defer pln.Close()
+		go http.Serve(pln, pprofMux())
+		log.Info("pprof", "addr", pln.Addr().String())
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -132,6 +151,52 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return code
+}
+
+// pprofFlag takes the hidden --pprof ADDR flag (profiling endpoints, on a
+// loopback address only) out of args.
+func pprofFlag(args []string) (addr string, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "pprof" {
+			rest = append(rest, a)
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return "", nil, errors.New("--pprof needs an address")
+			}
+			i++
+			val = args[i]
+		}
+		addr = val
+	}
+	if addr == "" {
+		return "", rest, nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("--pprof: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", nil, fmt.Errorf("--pprof: %q is not a loopback address", addr)
+	}
+	return addr, rest, nil
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // openStore opens MongoDB when uri is set, else the embedded store in dir.
