@@ -81,6 +81,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	watchers []*watcher
+	// stopping is set by Shutdown; listeners are those Serve was given.
+	stopping  bool
+	listeners []net.Listener
 }
 
 // New returns a server; call Listen or Serve to serve it.
@@ -182,8 +185,25 @@ func (s *Server) routes() {
 	v2.Post("/:id/test", s.testConnection)
 }
 
-// Serve serves on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve serves on ln until Shutdown (also when Shutdown came first).
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	err := s.app.Listener(ln)
+	s.mu.Lock()
+	stopping := s.stopping
+	s.mu.Unlock()
+	if stopping {
+		return nil
+	}
+	return err
+}
 
 // Shutdown stops accepting requests and waits for those in flight (turns
 // included) until ctx ends; then turns still running are canceled. It stops
@@ -192,11 +212,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	ws := s.watchers
 	s.watchers = nil
+	s.stopping = true
+	lns := s.listeners
 	s.mu.Unlock()
 	for _, w := range ws {
 		w.stop()
 	}
 	err := s.app.ShutdownWithContext(ctx)
+	// A Serve that had not started serving yet when fiber shut down
+	// returns once its listener is closed.
+	for _, ln := range lns {
+		ln.Close()
+	}
 	s.cancel()
 	if s.ownClient {
 		s.client.Close()
