@@ -37,7 +37,7 @@ test-go:
 		trap 'tools/mongotest/stop.sh >/dev/null 2>&1 || true' EXIT; \
 	fi; \
 	$(GO) vet $(PKGS); \
-	$(GO) test -count=1 -timeout 15m $(PKGS)
+	$(GO) test -count=1 -timeout 8m $(PKGS)
 
 test-node:
 	node --test examples/backends/node/
@@ -46,6 +46,7 @@ test-node:
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./stories -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
+	$(GO) test ./webhook -run='^$$' -fuzz=FuzzDecodeAnswer -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
