@@ -125,8 +125,15 @@ func (l *loader) load(src []byte) *engine.Story {
 		return nil
 	}
 	l.expandEnv(root)
+	l.expandMerges(root, map[*yaml.Node]bool{})
 	top := l.b.NewConfig(nil, root)
-	top.CheckFields(nil, storyFields...)
+	allowed := storyFields
+	for _, k := range top.Keys() {
+		if strings.HasPrefix(k, "x-") { // extension fields, e.g. to hold YAML anchors
+			allowed = append(allowed[:len(allowed):len(allowed)], k)
+		}
+	}
+	top.CheckFields(nil, allowed...)
 	s := &engine.Story{
 		ID: top.String("id"), Name: top.String("name"), Start: top.String("start"),
 		OnError: top.String("onError"), Version: 1, File: l.b.File, Source: src,
@@ -555,6 +562,60 @@ func firstColumn(src []byte, line int) int {
 		return 1
 	}
 	return len(text) - len(trimmed) + 1
+}
+
+// expandMerges applies YAML merge keys (<<: *base, or a list of aliases):
+// the merged mappings' keys join the mapping unless it sets them itself.
+func (l *loader) expandMerges(n *yaml.Node, seen map[*yaml.Node]bool) {
+	if n == nil || seen[n] {
+		return
+	}
+	seen[n] = true
+	for _, c := range n.Content {
+		l.expandMerges(c, seen)
+	}
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	var own, merged []*yaml.Node
+	has := map[string]bool{}
+	found := false
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Tag != "!!merge" {
+			own = append(own, k, n.Content[i+1])
+			has[k.Value] = true
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Tag != "!!merge" {
+			continue
+		}
+		found = true
+		srcs := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			srcs = v.Content
+		}
+		for _, m := range srcs {
+			for m != nil && m.Kind == yaml.AliasNode {
+				m = m.Alias
+			}
+			if m == nil || m.Kind != yaml.MappingNode {
+				l.errAt(k, "<< must merge a mapping or a list of mappings")
+				continue
+			}
+			l.expandMerges(m, seen)
+			for j := 0; j+1 < len(m.Content); j += 2 {
+				if mk := m.Content[j]; !has[mk.Value] {
+					has[mk.Value] = true
+					merged = append(merged, mk, m.Content[j+1])
+				}
+			}
+		}
+	}
+	if found {
+		n.Content = append(own, merged...)
+	}
 }
 
 // expandEnv replaces ${VAR} in every scalar; an unset variable is an error.

@@ -49,6 +49,7 @@ func Schema(reg *engine.Registry) ([]byte, error) {
 		"description":          "A storyflow story file: a graph of nodes a chat walks through.",
 		"type":                 "object",
 		"additionalProperties": false,
+		"patternProperties":    obj{"^x-": obj{"description": "extension field, e.g. to hold YAML anchors"}},
 		"required":             []string{"id", "start", "nodes"},
 		"properties": obj{
 			"id": obj{
