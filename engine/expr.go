@@ -102,6 +102,13 @@ func compile(src string, asBool bool) (*vm.Program, ast.Node, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	nc := &nilCompares{}
+	ast.Walk(&tree.Node, nc)
+	if nc.patched {
+		if _, err := checker.Check(tree, &c); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := optimizer.Optimize(&tree.Node, &c); err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
