@@ -235,8 +235,11 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 func (r *Runner) finish(ctx context.Context, t *Turn) {
 	c := t.Chat
 	now := time.Now().UTC()
-	for i := range t.Output {
-		c.addEntry(Entry{From: "bot", Node: t.outNodes[i], Response: &t.Output[i], Time: now})
+	// The transcript gets its own copy of the responses: entries outlive
+	// the turn (stores may keep them), the turn need not.
+	rs := append([]Response(nil), t.Output...)
+	for i := range rs {
+		c.addEntry(Entry{From: "bot", Node: t.outNodes[i], Response: &rs[i], Time: now})
 	}
 	c.trimTranscript(t.seq0 + 1)
 	c.UpdatedAt = now

@@ -118,14 +118,22 @@ func run(bin string, dur time.Duration, conc int) error {
 			return fmt.Errorf("%s: warm-up: %w", p.name, err)
 		}
 		var prof chan error
+		var gc0 groupCommit
 		if profileDir != "" && p.profile != "" {
+			gc0 = commitStats(pprofURL)
 			prof = make(chan error, 1)
 			go func() { prof <- cpuProfile(pprofURL, dur, filepath.Join(profileDir, p.profile+".pprof")) }()
 		}
 		r, err := load(p.mk, conc, dur)
 		if prof != nil {
+			gc := commitStats(pprofURL)
 			if err := <-prof; err != nil {
 				slog.Warn("cpu profile", "err", err)
+			}
+			if n := gc.Commits - gc0.Commits; n > 0 {
+				fmt.Printf("  group commit: %.0f commits/s, %.1f writes and %.1f pages per commit, %.2f ms per commit (%.2f ms writing and syncing), busy %.0f%%\n",
+					float64(n)/dur.Seconds(), float64(gc.Writes-gc0.Writes)/float64(n), float64(gc.Pages-gc0.Pages)/float64(n),
+					ms((gc.Busy-gc0.Busy)/time.Duration(n)), ms((gc.WriteTime-gc0.WriteTime)/time.Duration(n)), 100*float64(gc.Busy-gc0.Busy)/float64(dur))
 			}
 		}
 		if err != nil {
@@ -139,6 +147,25 @@ func run(bin string, dur time.Duration, conc int) error {
 		100*res[1].rate/res[0].rate, float64(res[1].p99)/float64(res[0].p99))
 	fmt.Printf("plain turn:   %.0f%% of the echo handler's throughput (target >= 40%%)\n", 100*res[3].rate/res[2].rate)
 	return nil
+}
+
+// groupCommit is the embedded store's count of commits (expvar).
+type groupCommit struct {
+	Commits, Writes, Pages int64
+	Busy, WriteTime        time.Duration
+}
+
+func commitStats(base string) groupCommit {
+	var v struct {
+		GroupCommit groupCommit `json:"groupCommit"`
+	}
+	resp, err := http.Get(base + "/debug/vars")
+	if err != nil {
+		return v.GroupCommit
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(&v)
+	return v.GroupCommit
 }
 
 // cpuProfile saves storyflow's CPU profile over the next d (less a margin,

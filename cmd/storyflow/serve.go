@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -62,6 +64,11 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	if os.Getenv("GOGC") == "" {
+		// The live heap is small and turns allocate briskly: collect less
+		// often (GOGC overrides).
+		debug.SetGCPercent(gcPercent)
+	}
 
 	if *mongoURI == "" {
 		*mongoURI = os.Getenv("STORYFLOW_MONGO_URI")
@@ -114,6 +121,9 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 			return exitFail
 		}
 		defer pln.Close()
+		if b, ok := st.(*bolt.Store); ok {
+			expvar.Publish("groupCommit", expvar.Func(func() any { return b.CommitStats() }))
+		}
 		go http.Serve(pln, pprofMux())
 		log.Info("pprof", "addr", pln.Addr().String())
 	}
@@ -153,8 +163,12 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	return code
 }
 
-// pprofFlag takes the hidden --pprof ADDR flag (profiling endpoints, on a
-// loopback address only) out of args.
+// gcPercent is the server's GC target unless GOGC is set.
+const gcPercent = 400
+
+// pprofFlag takes the hidden --pprof ADDR flag (profiling endpoints and
+// expvar's /debug/vars with the embedded store's group commit counts, on
+// a loopback address only) out of args.
 func pprofFlag(args []string) (addr string, rest []string, err error) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -196,6 +210,7 @@ func pprofMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
 	return mux
 }
 

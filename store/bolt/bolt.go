@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -39,7 +40,8 @@ var (
 	bucketChatMeta    = []byte("chatmeta")
 	bucketReplies     = []byte("replies")
 	bucketConnections = []byte("connections")
-	bucketTranscripts = []byte("transcripts")
+	bucketLog         = []byte("tlog")
+	bucketLogIndex    = []byte("tindex")
 )
 
 // commitMode is how chat writes are committed (for benchmarks).
@@ -64,6 +66,8 @@ type Store struct {
 	closed bool
 	writes chan *write
 	done   chan struct{}
+
+	commits, written, busy atomic.Int64
 }
 
 type write struct {
@@ -82,12 +86,12 @@ func open(dir string, mode commitMode) (*Store, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 3 * time.Second})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 3 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketStories, bucketChats, bucketChatMeta, bucketReplies, bucketConnections, bucketTranscripts} {
+		for _, b := range [][]byte{bucketStories, bucketChats, bucketChatMeta, bucketReplies, bucketConnections, bucketLog, bucketLogIndex} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -122,7 +126,29 @@ var errClosed = errors.New("store closed")
 // expected tells errors a write function returns before writing anything:
 // they are that write's answer and do not spoil a group.
 func expected(err error) bool {
-	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExists)
+	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExists) ||
+		errors.Is(err, store.ErrTranscript)
+}
+
+// CommitStats counts the group commit's work since Open.
+type CommitStats struct {
+	// Commits is how many transactions were committed (one fsync each),
+	// Writes how many writes they held.
+	Commits, Writes int64
+	// Busy is the time spent committing.
+	Busy time.Duration
+	// Of all write transactions (bbolt's counts): pages written, time
+	// spent writing them and syncing (WriteTime), and preparing them
+	// (SpillTime).
+	Pages                int64
+	WriteTime, SpillTime time.Duration
+}
+
+// CommitStats returns the group commit's counts (zero in other modes).
+func (s *Store) CommitStats() CommitStats {
+	tx := s.db.Stats().TxStats
+	return CommitStats{Commits: s.commits.Load(), Writes: s.written.Load(), Busy: time.Duration(s.busy.Load()),
+		Pages: tx.GetWrite(), WriteTime: tx.GetWriteTime(), SpillTime: tx.GetSpillTime()}
 }
 
 // commit runs fn in a durable write transaction, coalesced with concurrent
@@ -170,6 +196,7 @@ func (s *Store) commitLoop() {
 			}
 		}
 		answers = answers[:0]
+		t0 := time.Now()
 		err := s.db.Update(func(tx *bbolt.Tx) error {
 			answers = answers[:0]
 			for _, w := range group {
@@ -181,6 +208,9 @@ func (s *Store) commitLoop() {
 			}
 			return nil
 		})
+		s.commits.Add(1)
+		s.written.Add(int64(len(group)))
+		s.busy.Add(int64(time.Since(t0)))
 		if err == nil {
 			for i, w := range group {
 				w.err <- answers[i]

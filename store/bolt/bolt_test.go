@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -316,31 +318,112 @@ func TestLegacyRecord(t *testing.T) {
 	}
 }
 
-// TestWindowCopies: a chat read from the window cache shares nothing a
-// caller could change with the next read.
-func TestWindowCopies(t *testing.T) {
+// TestWindowShared: a chat read from the window cache can be appended to
+// without changing what the next read returns, and so can the chat an
+// update wrote.
+func TestWindowShared(t *testing.T) {
 	s, err := bolt.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	ctx := context.Background()
-	c := &engine.Chat{ID: "c", StoryID: "s", Status: engine.StatusActive, Seq: 1,
-		Transcript: []engine.Entry{{Seq: 1, From: "bot", Response: &engine.Response{Type: "text", Message: "Hi"}}}}
+	entry := func(seq int64, msg string) engine.Entry {
+		return engine.Entry{Seq: seq, From: "bot", Response: &engine.Response{Type: "text", Message: msg}}
+	}
+	c := &engine.Chat{ID: "c", StoryID: "s", Status: engine.StatusActive, Seq: 1, Transcript: make([]engine.Entry, 0, 8)}
+	c.Transcript = append(c.Transcript, entry(1, "Hi"))
 	if err := s.CreateChat(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	c.Transcript[0].Response.Message = "changed by the caller after the write"
+	// The writer appends in place after the write.
+	c.Transcript = append(c.Transcript, entry(2, "not written"))
 	for range 2 {
 		got, err := s.GetChat(ctx, "c")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m := got.Transcript[0].Response.Message; m != "Hi" {
-			t.Fatalf("window entry reads %q", m)
+		if len(got.Transcript) != 1 || got.Transcript[0].Response.Message != "Hi" {
+			t.Fatalf("window %+v", got.Transcript)
 		}
-		got.Transcript[0].Seq = 9
-		got.Transcript = append(got.Transcript, engine.Entry{Seq: 2})
-		got.Transcript[0].Response = nil
+		a := append(got.Transcript, entry(2, "a"))
+		b := append(got.Transcript, entry(2, "b"))
+		if a[1].Response.Message != "a" || b[1].Response.Message != "b" {
+			t.Fatalf("two readers' appends share storage: %q %q", a[1].Response.Message, b[1].Response.Message)
+		}
 	}
+}
+
+// BenchmarkTurn is the store's part of a chat turn as the API does it, on
+// 32 chats at once: read the chat, add an input and a response to its
+// transcript, write it back (durably). The chats have long transcripts.
+func BenchmarkTurn(b *testing.B) {
+	s, err := bolt.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var mu sync.Mutex
+	next := 0
+	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0))) // 32 goroutines
+	cpu0, st0 := cpuTime(), s.CommitStats()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		mu.Lock()
+		id := fmt.Sprintf("chat%d", next)
+		next++
+		mu.Unlock()
+		c := &engine.Chat{ID: id, StoryID: "bench", StoryVersion: 1, Node: "ask", Status: engine.StatusActive, UserID: id,
+			Attributes: map[string]any{"said": "hello", "customer": "yes", "plan": "pro"}, UserAttributes: map[string]any{},
+			Waiting: true, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()}
+		if err := s.CreateChat(ctx, c); err != nil {
+			b.Error(err)
+			return
+		}
+		for pb.Next() {
+			c, err := s.GetChat(ctx, id)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			now := time.Now().UTC()
+			add := func(e engine.Entry) {
+				c.Seq++
+				e.Seq, e.Time = c.Seq, now
+				c.Transcript = append(c.Transcript, e)
+			}
+			add(engine.Entry{From: "user", Node: "ask", Input: &engine.Input{Text: "hello"}})
+			add(engine.Entry{From: "bot", Node: "ask", Response: &engine.Response{Type: "text", Message: "Say something", Delay: 500}})
+			c.Transcript = c.Transcript[max(0, len(c.Transcript)-engine.MaxTranscript):]
+			c.UpdatedAt = now
+			if err := s.UpdateChat(ctx, c, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "turns/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
+	reportCommits(b, st0, s.CommitStats())
+}
+
+// reportCommits reports the group commit's work between two counts.
+func reportCommits(b *testing.B, a, z bolt.CommitStats) {
+	n := float64(z.Commits - a.Commits)
+	if n == 0 {
+		return
+	}
+	b.ReportMetric(float64(z.Writes-a.Writes)/n, "writes/commit")
+	b.ReportMetric(float64(z.Pages-a.Pages)/n, "pages/commit")
+	b.ReportMetric(float64(z.Busy-a.Busy)/n/1e3, "µs/commit")
+	b.ReportMetric(float64(z.WriteTime-a.WriteTime)/n/1e3, "write+sync-µs/commit")
+	b.ReportMetric(float64(z.SpillTime-a.SpillTime)/n/1e3, "spill-µs/commit")
+}
+
+// cpuTime is the process's user and system CPU time in ns.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

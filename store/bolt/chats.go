@@ -20,19 +20,27 @@ import (
 //	byte 0       recordFormat
 //	bytes 1-8    rev, big endian
 //	bytes 9-16   seq (transcript entries), big endian
-//	bytes 17-    JSON
+//	bytes 17-24  log id of the last entry (0: none)
+//	bytes 25-    JSON
 //
 // Records written before the transcript was kept apart are plain JSON with
 // the transcript inline (their first byte is '{'); they are read as they
-// are and their entries move to the transcripts bucket on the next update.
+// are and their entries move to the log on their next update.
 //
-// Bucket transcripts holds every entry of every chat, as JSON, under
-// entryKey(chat, seq): a chat's entries are adjacent and in order. An update
-// appends the new ones in the transaction that writes the record.
+// Transcripts: bucket tlog is one append-only log of every chat's entries,
+// keyed by a growing 8-byte id, so that a commit's entries share the last
+// page or two instead of dirtying a page per chat. An entry's value is the
+// log id of its chat's previous entry (0: none), its seq, its chat id
+// (2-byte length first) and its JSON. Reading walks a chat's entries back
+// from a known one: its record names the last; bucket tindex names the
+// last entry of each full chunk of chunkLen entries, under chunkKey. An
+// update appends the new entries, the index entries of chunks they fill
+// and the record in one transaction.
 
 const (
-	recordFormat = 1
-	headerLen    = 17
+	recordFormat = 2
+	headerLen    = 25
+	chunkLen     = 64
 )
 
 type chatMeta struct {
@@ -42,32 +50,42 @@ type chatMeta struct {
 
 // record is a decoded chat record.
 type record struct {
-	rev, seq int64
+	rev, seq, last int64
 	// legacy is set for an old plain JSON record; its chat then holds the
 	// whole transcript, numbered from 1.
 	legacy bool
 	chat   *engine.Chat
 }
 
-// header reads a record's rev and seq without decoding the chat; ok is
-// false for a legacy record.
-func header(v []byte) (rev, seq int64, ok bool) {
-	if len(v) < headerLen || v[0] != recordFormat {
-		return 0, 0, false
+var errFormat = errors.New("unknown chat record format")
+
+// header reads a record's rev, seq and last log id without decoding the
+// chat; ok is false for a legacy record.
+func header(v []byte) (rev, seq, last int64, ok bool, err error) {
+	if len(v) > 0 && v[0] == '{' {
+		return 0, 0, 0, false, nil
 	}
-	return int64(binary.BigEndian.Uint64(v[1:9])), int64(binary.BigEndian.Uint64(v[9:17])), true
+	if len(v) < headerLen || v[0] != recordFormat {
+		return 0, 0, 0, false, errFormat
+	}
+	be := binary.BigEndian
+	return int64(be.Uint64(v[1:9])), int64(be.Uint64(v[9:17])), int64(be.Uint64(v[17:25])), true, nil
 }
 
 // decodeRecord decodes a chat record. withTranscript keeps a legacy
 // record's transcript (new records never hold one).
 func decodeRecord(v []byte, withTranscript bool) (record, error) {
 	var c engine.Chat
-	if rev, seq, ok := header(v); ok {
+	rev, seq, last, ok, err := header(v)
+	if err != nil {
+		return record{}, err
+	}
+	if ok {
 		if err := json.Unmarshal(v[headerLen:], &c); err != nil {
 			return record{}, fmt.Errorf("decode chat: %w", err)
 		}
 		c.Rev, c.Seq, c.Transcript = rev, seq, nil
-		return record{rev: rev, seq: seq, chat: &c}, nil
+		return record{rev: rev, seq: seq, last: last, chat: &c}, nil
 	}
 	if err := json.Unmarshal(v, &c); err != nil {
 		return record{}, fmt.Errorf("decode chat: %w", err)
@@ -82,9 +100,10 @@ func decodeRecord(v []byte, withTranscript bool) (record, error) {
 	return record{rev: c.Rev, seq: c.Seq, legacy: true, chat: &c}, nil
 }
 
-// encodedChat is a chat update prepared outside the commit: its record,
-// its meta and its entries above seq from (more are encoded in the
-// transaction if the stored chat turns out to be older).
+// encodedChat is a chat update prepared outside the commit: its record
+// (the last log id is filled in by put), its meta and its entries above
+// seq from (more are encoded in the transaction if the stored chat turns
+// out to be older).
 type encodedChat struct {
 	id      []byte
 	rec     []byte
@@ -94,6 +113,9 @@ type encodedChat struct {
 }
 
 func encodeChat(c *engine.Chat, rev, from int64) (*encodedChat, error) {
+	if len(c.ID) > 1<<16-1 {
+		return nil, errors.New("chat id too long")
+	}
 	cc := *c
 	cc.Transcript = nil
 	rec := make([]byte, headerLen, headerLen+512)
@@ -122,26 +144,49 @@ func encodeChat(c *engine.Chat, rev, from int64) (*encodedChat, error) {
 	return e, nil
 }
 
-// entryKey is the transcripts key of a chat's entry: the id's length, the
-// id, the seq.
-func entryKey(id []byte, seq int64) []byte {
-	k := make([]byte, 0, 2+len(id)+8)
-	k = binary.BigEndian.AppendUint16(k, uint16(len(id)))
-	k = append(k, id...)
-	return binary.BigEndian.AppendUint64(k, uint64(seq))
+// chunkKey is the tindex key of a chat's chunk k (entries k*chunkLen+1 to
+// (k+1)*chunkLen): the id's length, the id, k.
+func chunkKey(id []byte, k int64) []byte {
+	key := make([]byte, 0, 2+len(id)+8)
+	key = binary.BigEndian.AppendUint16(key, uint16(len(id)))
+	key = append(key, id...)
+	return binary.BigEndian.AppendUint64(key, uint64(k))
+}
+
+const logHeader = 8 + 8 + 2 // prev, seq, id length
+
+// appendLog appends one entry of chat id (seq, JSON data) after the entry
+// at log id last and returns its log id.
+func appendLog(tx *bbolt.Tx, id []byte, seq, last int64, data []byte) (int64, error) {
+	log := tx.Bucket(bucketLog)
+	log.FillPercent = 1 // appends only: full pages
+	n, err := log.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	v := make([]byte, 0, logHeader+len(id)+len(data))
+	v = binary.BigEndian.AppendUint64(v, uint64(last))
+	v = binary.BigEndian.AppendUint64(v, uint64(seq))
+	v = binary.BigEndian.AppendUint16(v, uint16(len(id)))
+	v = append(append(v, id...), data...)
+	if err := log.Put(binary.BigEndian.AppendUint64(nil, n), v); err != nil {
+		return 0, err
+	}
+	if seq%chunkLen == 0 {
+		if err := tx.Bucket(bucketLogIndex).Put(chunkKey(id, seq/chunkLen-1), binary.BigEndian.AppendUint64(nil, n)); err != nil {
+			return 0, err
+		}
+	}
+	return int64(n), nil
 }
 
 // put writes the record, its meta if changed, and the entries of c above
-// stored (the stored chat's seq).
-func (e *encodedChat) put(tx *bbolt.Tx, c *engine.Chat, stored int64) error {
+// stored (the stored chat's seq, whose last entry is at log id last).
+func (e *encodedChat) put(tx *bbolt.Tx, c *engine.Chat, stored, last int64) error {
 	add, err := store.NewEntries(c.Transcript, stored, c.Seq)
 	if err != nil {
 		return err
 	}
-	if len(e.id) > 1<<16-1 {
-		return errors.New("chat id too long")
-	}
-	tb := tx.Bucket(bucketTranscripts)
 	for _, en := range add {
 		var data []byte
 		if k := en.Seq - e.from - 1; en.Seq > e.from && k < int64(len(e.entries)) {
@@ -149,66 +194,89 @@ func (e *encodedChat) put(tx *bbolt.Tx, c *engine.Chat, stored int64) error {
 		} else if data, err = json.Marshal(&en); err != nil {
 			return fmt.Errorf("encode transcript entry %d: %w", en.Seq, err)
 		}
-		if err := tb.Put(entryKey(e.id, en.Seq), data); err != nil {
+		if last, err = appendLog(tx, e.id, en.Seq, last, data); err != nil {
 			return err
 		}
 	}
-	if err := tx.Bucket(bucketChats).Put(e.id, e.rec); err != nil {
+	rec := append([]byte(nil), e.rec...)
+	binary.BigEndian.PutUint64(rec[17:25], uint64(last))
+	// New ids mostly grow (NewID starts with the time) and records are
+	// rewritten in place: fuller pages mean fewer pages per commit.
+	cb := tx.Bucket(bucketChats)
+	cb.FillPercent = 0.9
+	if err := cb.Put(e.id, rec); err != nil {
 		return err
 	}
 	mb := tx.Bucket(bucketChatMeta)
+	mb.FillPercent = 0.9
 	if bytes.Equal(mb.Get(e.id), e.meta) {
 		return nil
 	}
 	return mb.Put(e.id, e.meta)
 }
 
-// putLegacyTranscript moves a legacy record's inline transcript to the
-// transcripts bucket.
-func putLegacyTranscript(tx *bbolt.Tx, id []byte, v []byte) error {
+// putLegacyTranscript appends a legacy record's inline transcript to the
+// log and returns the log id of its last entry.
+func putLegacyTranscript(tx *bbolt.Tx, id []byte, v []byte) (int64, error) {
 	r, err := decodeRecord(v, true)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	tb := tx.Bucket(bucketTranscripts)
+	last := int64(0)
 	for i := range r.chat.Transcript {
 		en := &r.chat.Transcript[i]
 		data, err := json.Marshal(en)
 		if err != nil {
-			return fmt.Errorf("encode transcript entry %d: %w", en.Seq, err)
+			return 0, fmt.Errorf("encode transcript entry %d: %w", en.Seq, err)
 		}
-		if err := tb.Put(entryKey(id, en.Seq), data); err != nil {
-			return err
+		if last, err = appendLog(tx, id, en.Seq, last, data); err != nil {
+			return 0, err
 		}
 	}
-	return nil
+	return last, nil
 }
 
-// readEntries decodes a chat's entries with seq in (after, upto], at most
-// limit (<= 0: all).
-func readEntries(tx *bbolt.Tx, id []byte, after, upto int64, limit int) ([]engine.Entry, error) {
-	after = max(0, after)
+// readEntries decodes the entries with seq in (after, upto] of chat id,
+// whose last entry, seq, is at log id last; at most limit (<= 0: all), the
+// first ones.
+func readEntries(tx *bbolt.Tx, id []byte, seq, last, after, upto int64, limit int) ([]engine.Entry, error) {
+	after, upto = max(0, after), min(upto, seq)
+	if limit > 0 {
+		upto = min(upto, after+int64(limit))
+	}
 	if upto <= after {
 		return nil, nil
 	}
-	n := upto - after
-	if limit > 0 {
-		n = min(n, int64(limit))
+	// Start from the nearest known entry at or after upto: the end of its
+	// chunk if that chunk is full, else the chat's last entry.
+	at, atSeq := last, seq
+	if k := (upto - 1) / chunkLen; (k+1)*chunkLen <= seq {
+		v := tx.Bucket(bucketLogIndex).Get(chunkKey(id, k))
+		if len(v) != 8 {
+			return nil, fmt.Errorf("transcript index of chunk %d missing", k)
+		}
+		at, atSeq = int64(binary.BigEndian.Uint64(v)), (k+1)*chunkLen
 	}
-	list := make([]engine.Entry, 0, n)
-	prefix := entryKey(id, 0)[:2+len(id)]
-	cur := tx.Bucket(bucketTranscripts).Cursor()
-	for k, v := cur.Seek(entryKey(id, after+1)); k != nil && int64(len(list)) < n && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
-		seq := int64(binary.BigEndian.Uint64(k[len(prefix):]))
-		if seq > upto {
-			break
+	list := make([]engine.Entry, upto-after)
+	log := tx.Bucket(bucketLog)
+	for atSeq > after {
+		v := log.Get(binary.BigEndian.AppendUint64(nil, uint64(at)))
+		if len(v) < logHeader {
+			return nil, fmt.Errorf("transcript entry %d missing from the log", atSeq)
 		}
-		var en engine.Entry
-		if err := json.Unmarshal(v, &en); err != nil {
-			return nil, fmt.Errorf("decode transcript entry %d: %w", seq, err)
+		prev, s := int64(binary.BigEndian.Uint64(v[0:8])), int64(binary.BigEndian.Uint64(v[8:16]))
+		n := int(binary.BigEndian.Uint16(v[16:18]))
+		if s != atSeq || len(v) < logHeader+n || !bytes.Equal(v[logHeader:logHeader+n], id) {
+			return nil, fmt.Errorf("transcript entry %d: log id %d holds another entry", atSeq, at)
 		}
-		en.Seq = seq
-		list = append(list, en)
+		if s <= upto {
+			en := &list[s-after-1]
+			if err := json.Unmarshal(v[logHeader+n:], en); err != nil {
+				return nil, fmt.Errorf("decode transcript entry %d: %w", s, err)
+			}
+			en.Seq = s
+		}
+		at, atSeq = prev, atSeq-1
 	}
 	return list, nil
 }
@@ -226,7 +294,7 @@ func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
 		if tx.Bucket(bucketChats).Get(e.id) != nil {
 			return store.ErrExists
 		}
-		return e.put(tx, c, 0)
+		return e.put(tx, c, 0, 0)
 	})
 	if err != nil {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
@@ -260,7 +328,7 @@ func (s *Store) GetChat(ctx context.Context, id string) (*engine.Chat, error) {
 			c.Transcript = w
 			return nil
 		}
-		c.Transcript, err = readEntries(tx, []byte(id), max(0, r.seq-int64(engine.MaxTranscript)), r.seq, 0)
+		c.Transcript, err = readEntries(tx, []byte(id), r.seq, r.last, r.seq-int64(engine.MaxTranscript), r.seq, 0)
 		if err != nil {
 			return err
 		}
@@ -281,10 +349,12 @@ func (s *Store) GetTranscript(ctx context.Context, chatID string, afterSeq int64
 		if v == nil {
 			return store.ErrNotFound
 		}
-		_, seq, ok := header(v)
+		_, seq, last, ok, err := header(v)
+		if err != nil {
+			return err
+		}
 		if ok {
-			var err error
-			list, err = readEntries(tx, []byte(chatID), afterSeq, seq, limit)
+			list, err = readEntries(tx, []byte(chatID), seq, last, afterSeq, seq, limit)
 			return err
 		}
 		r, err := decodeRecord(v, true)
@@ -331,7 +401,10 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 		if v == nil {
 			return store.ErrNotFound
 		}
-		rev, seq, ok := header(v)
+		rev, seq, last, ok, err := header(v)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			r, err := decodeRecord(v, false)
 			if err != nil {
@@ -339,7 +412,7 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 			}
 			rev, seq = r.rev, r.seq
 			if rev == c.Rev {
-				if err := putLegacyTranscript(tx, e.id, v); err != nil {
+				if last, err = putLegacyTranscript(tx, e.id, v); err != nil {
 					return err
 				}
 			}
@@ -347,7 +420,7 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 		if rev != c.Rev {
 			return store.ErrConflict
 		}
-		if err := e.put(tx, c, seq); err != nil {
+		if err := e.put(tx, c, seq, last); err != nil {
 			return err
 		}
 		if reply == nil {
