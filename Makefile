@@ -48,8 +48,19 @@ fuzz:
 	$(GO) test ./stories -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 	$(GO) test ./webhook -run='^$$' -fuzz=FuzzDecodeAnswer -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 
-bench:
+# Benchmarks: the Go benchmarks, then the load test (bench/loadtest:
+# storyflow turns against hand-written fiber baselines on loopback; see
+# README, Performance). LOADFLAGS passes flags to it, e.g.
+# LOADFLAGS='-duration 10s -cpuprofile prof'.
+.PHONY: bench-go bench-load
+LOADFLAGS ?= -duration 5s -c 32
+bench: bench-go bench-load
+
+bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+
+bench-load: build
+	$(GO) run ./bench/loadtest -bin $(BIN) $(LOADFLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
