@@ -144,6 +144,18 @@ func TestCrashKill9(t *testing.T) {
 		if body, ok, err := s.GetReply(ctx, id, fmt.Sprintf("m%d", rev)); err != nil || !ok || string(body) != strconv.FormatInt(rev, 10) {
 			t.Errorf("chat %s: reply of acknowledged rev %d: %q %v %v", id, rev, body, ok, err)
 		}
+		// Every entry of every stored update is in the transcript.
+		tr, err := s.GetTranscript(ctx, id, 0, 0)
+		if err != nil || int64(len(tr)) != c.Rev-1 || c.Seq != c.Rev-1 {
+			t.Errorf("chat %s at rev %d: seq %d, %d transcript entries (%v)", id, c.Rev, c.Seq, len(tr), err)
+			continue
+		}
+		for i, e := range tr {
+			if e.Seq != int64(i+1) || e.Input == nil || e.Input.Text != strconv.Itoa(i+2) {
+				t.Errorf("chat %s: entry %d is %+v", id, i, e)
+				break
+			}
+		}
 	}
 	t.Logf("acknowledged %d updates over %d chats before SIGKILL", lines, len(acked))
 }
@@ -177,6 +189,10 @@ func crashChild(dir string) {
 			for time.Now().Before(stop) {
 				next := c.Rev + 1
 				c.Attributes["n"] = float64(next)
+				// Each update adds one entry: entry seq k holds text k+1.
+				c.Seq++
+				c.Transcript = append(c.Transcript, engine.Entry{Seq: c.Seq, From: "user", Input: &engine.Input{Text: strconv.FormatInt(next, 10)}})
+				c.Transcript = c.Transcript[max(0, len(c.Transcript)-engine.MaxTranscript):]
 				reply := &store.Reply{MessageID: fmt.Sprintf("m%d", next), Body: []byte(strconv.FormatInt(next, 10))}
 				if err := s.UpdateChat(ctx, c, reply); err != nil {
 					fmt.Fprintln(os.Stderr, err)
