@@ -1,0 +1,399 @@
+package lsm
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/store"
+)
+
+// A chat record is rev (8 bytes BE), seq (8 bytes BE), then the chat as
+// JSON without its transcript. Transcript entries have their own keys;
+// an update writes its new entries, the record, the meta if changed and
+// the reply in one synced batch.
+
+const headerLen = 16
+
+type chatMeta struct {
+	StoryID string        `json:"s"`
+	Status  engine.Status `json:"t"`
+}
+
+func header(v []byte) (rev, seq int64, err error) {
+	if len(v) < headerLen {
+		return 0, 0, errors.New("short chat record")
+	}
+	return int64(binary.BigEndian.Uint64(v[0:8])), int64(binary.BigEndian.Uint64(v[8:16])), nil
+}
+
+func decodeChat(v []byte) (*engine.Chat, error) {
+	rev, seq, err := header(v)
+	if err != nil {
+		return nil, err
+	}
+	var c engine.Chat
+	if err := json.Unmarshal(v[headerLen:], &c); err != nil {
+		return nil, fmt.Errorf("decode chat: %w", err)
+	}
+	c.Rev, c.Seq, c.Transcript = rev, seq, nil
+	return &c, nil
+}
+
+// encodeChat returns the record of c at rev, and its meta.
+func encodeChat(c *engine.Chat, rev int64) (rec, meta []byte, err error) {
+	cc := *c
+	cc.Transcript = nil
+	rec = make([]byte, headerLen, headerLen+512)
+	binary.BigEndian.PutUint64(rec[0:8], uint64(rev))
+	binary.BigEndian.PutUint64(rec[8:16], uint64(c.Seq))
+	data, err := json.Marshal(&cc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode chat: %w", err)
+	}
+	meta, err = json.Marshal(chatMeta{c.StoryID, c.Status})
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode chat: %w", err)
+	}
+	return append(rec, data...), meta, nil
+}
+
+func entryPrefix(id string) []byte { return append(key('t', id), 0) }
+
+func entryKey(id string, seq int64) []byte {
+	return binary.BigEndian.AppendUint64(entryPrefix(id), uint64(seq))
+}
+
+func replyPrefix(id string) []byte { return append(key('r', id), 0) }
+
+func replyKey(id string, rev int64) []byte {
+	return binary.BigEndian.AppendUint16(replyPrefix(id), uint16(rev%store.MaxReplies))
+}
+
+// writeChat adds to b the entries of c above stored, the record and the
+// meta (if it differs from the stored one).
+func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored int64, rec, meta []byte) error {
+	add, err := store.NewEntries(c.Transcript, stored, c.Seq)
+	if err != nil {
+		return err
+	}
+	for i := range add {
+		data, err := json.Marshal(&add[i])
+		if err != nil {
+			return fmt.Errorf("encode transcript entry %d: %w", add[i].Seq, err)
+		}
+		if err := b.Set(entryKey(c.ID, add[i].Seq), data, nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(key('c', c.ID), rec, nil); err != nil {
+		return err
+	}
+	mk := key('m', c.ID)
+	old, err := get(s.db, mk)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(old, meta) {
+		return nil
+	}
+	return b.Set(mk, meta, nil)
+}
+
+// CreateChat implements store.Store.
+func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
+	if err := s.createChat(c); err != nil {
+		return fmt.Errorf("create chat %q: %w", c.ID, err)
+	}
+	c.Rev = 1
+	s.windows.put(c.ID, 1, c.Seq, c.Transcript)
+	return nil
+}
+
+func (s *Store) createChat(c *engine.Chat) error {
+	if err := checkID(c.ID); err != nil {
+		return err
+	}
+	rec, meta, err := encodeChat(c, 1)
+	if err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	mu := s.chatLock(c.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	v, err := get(s.db, key('c', c.ID))
+	if err != nil {
+		return err
+	}
+	if v != nil {
+		return store.ErrExists
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := s.writeChat(b, c, 0, rec, meta); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// UpdateChat implements store.Store.
+func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Reply) error {
+	if err := s.updateChat(ctx, c, reply); err != nil {
+		return fmt.Errorf("update chat %q: %w", c.ID, err)
+	}
+	c.Rev++
+	s.windows.put(c.ID, c.Rev, c.Seq, c.Transcript)
+	return nil
+}
+
+func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Reply) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rec, meta, err := encodeChat(c, c.Rev+1)
+	if err != nil {
+		return err
+	}
+	var replyData []byte
+	if reply != nil {
+		if replyData, err = json.Marshal(reply); err != nil {
+			return err
+		}
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	mu := s.chatLock(c.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	v, closer, err := s.db.Get(key('c', c.ID))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return store.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	rev, seq, err := header(v)
+	closer.Close()
+	if err != nil {
+		return err
+	}
+	if rev != c.Rev {
+		return store.ErrConflict
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := s.writeChat(b, c, seq, rec, meta); err != nil {
+		return err
+	}
+	if reply != nil {
+		if err := b.Set(replyKey(c.ID, c.Rev+1), replyData, nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// GetChat implements store.Store.
+func (s *Store) GetChat(ctx context.Context, id string) (*engine.Chat, error) {
+	c, err := s.getChat(id)
+	if err != nil {
+		return nil, fmt.Errorf("get chat %q: %w", id, err)
+	}
+	return c, nil
+}
+
+func (s *Store) getChat(id string) (*engine.Chat, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	v, err := get(s.db, key('c', id))
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, store.ErrNotFound
+	}
+	c, err := decodeChat(v)
+	if err != nil {
+		return nil, err
+	}
+	if c.Seq == 0 {
+		return c, nil
+	}
+	if w, ok := s.windows.get(id, c.Seq); ok {
+		c.Transcript = w
+		return c, nil
+	}
+	c.Transcript, err = s.readEntries(id, c.Seq-int64(engine.MaxTranscript), c.Seq, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.windows.put(id, c.Rev, c.Seq, c.Transcript)
+	return c, nil
+}
+
+// readEntries returns the entries of chat id with seq in (after, upto],
+// at most limit (<= 0: all), the first ones. Entries up to a stored seq
+// never change, so no snapshot is needed.
+func (s *Store) readEntries(id string, after, upto int64, limit int) ([]engine.Entry, error) {
+	after = max(0, after)
+	if limit > 0 {
+		upto = min(upto, after+int64(limit))
+	}
+	if upto <= after {
+		return nil, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: entryKey(id, after+1), UpperBound: entryKey(id, upto+1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	list := make([]engine.Entry, 0, upto-after)
+	want := after + 1
+	for ok := it.First(); ok; ok = it.Next() {
+		var e engine.Entry
+		if err := json.Unmarshal(it.Value(), &e); err != nil {
+			return nil, fmt.Errorf("decode transcript entry %d: %w", want, err)
+		}
+		e.Seq = want
+		list = append(list, e)
+		want++
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if want != upto+1 {
+		return nil, fmt.Errorf("transcript entries %d to %d missing", want, upto)
+	}
+	return list, nil
+}
+
+// GetTranscript implements store.Store.
+func (s *Store) GetTranscript(ctx context.Context, chatID string, afterSeq int64, limit int) ([]engine.Entry, error) {
+	list, err := s.getTranscript(chatID, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("get transcript of chat %q: %w", chatID, err)
+	}
+	return list, nil
+}
+
+func (s *Store) getTranscript(id string, after int64, limit int) ([]engine.Entry, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	v, closer, err := s.db.Get(key('c', id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, seq, err := header(v)
+	closer.Close()
+	if err != nil {
+		return nil, err
+	}
+	return s.readEntries(id, after, seq, limit)
+}
+
+// GetReply implements store.Store.
+func (s *Store) GetReply(ctx context.Context, chatID, messageID string) ([]byte, bool, error) {
+	body, ok, err := s.getReply(chatID, messageID)
+	if err != nil {
+		return nil, false, fmt.Errorf("get reply %q of chat %q: %w", messageID, chatID, err)
+	}
+	return body, ok, nil
+}
+
+func (s *Store) getReply(chatID, messageID string) ([]byte, bool, error) {
+	if err := s.enter(); err != nil {
+		return nil, false, err
+	}
+	defer s.leave()
+	prefix := replyPrefix(chatID)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper(prefix)})
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		var r store.Reply
+		if err := json.Unmarshal(it.Value(), &r); err != nil {
+			return nil, false, err
+		}
+		if r.MessageID == messageID {
+			return r.Body, true, nil
+		}
+	}
+	return nil, false, it.Error()
+}
+
+// ListChats implements store.Store.
+func (s *Store) ListChats(ctx context.Context, f store.ChatFilter) ([]*engine.Chat, error) {
+	list, err := s.listChats(f)
+	if err != nil {
+		return nil, fmt.Errorf("list chats: %w", err)
+	}
+	return list, nil
+}
+
+func (s *Store) listChats(f store.ChatFilter) ([]*engine.Chat, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = store.DefaultLimit
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	prefix := []byte{'m', 0}
+	lower := prefix
+	if f.After != "" {
+		lower = append(key('m', f.After), 0) // the least key above After's
+	}
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var list []*engine.Chat
+	for ok := it.First(); ok && len(list) < limit; ok = it.Next() {
+		id := string(it.Key()[2:])
+		var m chatMeta
+		if err := json.Unmarshal(it.Value(), &m); err != nil {
+			return nil, fmt.Errorf("decode chat %q: %w", id, err)
+		}
+		if (f.StoryID != "" && m.StoryID != f.StoryID) || (f.Status != "" && m.Status != f.Status) {
+			continue
+		}
+		v, err := get(snap, key('c', id))
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			return nil, fmt.Errorf("chat %q has meta but no record", id)
+		}
+		c, err := decodeChat(v)
+		if err != nil {
+			return nil, fmt.Errorf("decode chat %q: %w", id, err)
+		}
+		list = append(list, c)
+	}
+	return list, it.Error()
+}
