@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "length of each measured phase")
 	conc := flag.Int("c", 32, "concurrent clients (one chat each)")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory")
+	flag.StringVar(&serveArgs, "serve-args", "", "extra arguments for storyflow serve, space-separated (e.g. \"--store lsm\")")
 	flag.Parse()
 	if err := run(*bin, *dur, *conc); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
@@ -41,6 +43,9 @@ func main() {
 
 // profileDir is where storyflow's CPU profiles go ("": none).
 var profileDir string
+
+// serveArgs are extra arguments for storyflow serve.
+var serveArgs string
 
 // answer is what the webhook backend returns to every call.
 var answer = []byte(`{"responses":[{"type":"text","message":"Checked."}],"attributes":{"customer":"yes","plan":"pro"}}`)
@@ -396,6 +401,7 @@ func startStoryflow(bin, dir, hookURL string) (string, string, func(), error) {
 		return "", "", nil, err
 	}
 	args := []string{"serve", "--addr", addr, "--stories", sdir, "--data", filepath.Join(dir, "data"), "--allow-private-webhooks"}
+	args = append(args, strings.Fields(serveArgs)...)
 	pprofURL := ""
 	if profileDir != "" {
 		paddr, err := freeAddr()

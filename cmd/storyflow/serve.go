@@ -20,6 +20,7 @@ import (
 	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/store"
 	"github.com/storyflow/storyflow/store/bolt"
+	"github.com/storyflow/storyflow/store/lsm"
 	"github.com/storyflow/storyflow/store/mongo"
 )
 
@@ -41,6 +42,7 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	storiesDir := fs.String("stories", "", "load the story files (*.yaml, *.yml) of this directory at start and reload changed ones")
 	dataDir := fs.String("data", "data", "data directory of the embedded store")
+	storeKind := fs.String("store", "bolt", "embedded store: bolt or lsm (pebble)")
 	mongoURI := fs.String("mongo", "", "MongoDB URI, instead of the embedded store (env STORYFLOW_MONGO_URI)")
 	token := fs.String("token", "", "API bearer token (env STORYFLOW_API_TOKEN; default: a random one, printed at start)")
 	allowPrivate := fs.Bool("allow-private-webhooks", false, "let webhooks reach loopback and private addresses (development)")
@@ -81,7 +83,7 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		*token, generated = api.NewToken(), true
 	}
 
-	st, err := openStore(*mongoURI, *dataDir, log)
+	st, err := openStore(*mongoURI, *storeKind, *dataDir, log)
 	if err != nil {
 		log.Error("open store", "err", err)
 		return exitFail
@@ -214,8 +216,9 @@ func pprofMux() *http.ServeMux {
 	return mux
 }
 
-// openStore opens MongoDB when uri is set, else the embedded store in dir.
-func openStore(uri, dir string, log *slog.Logger) (store.Store, error) {
+// openStore opens MongoDB when uri is set, else the embedded store of the
+// given kind (bolt or lsm) in dir.
+func openStore(uri, kind, dir string, log *slog.Logger) (store.Store, error) {
 	if uri != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -227,10 +230,19 @@ func openStore(uri, dir string, log *slog.Logger) (store.Store, error) {
 		log.Info("store: mongodb", "database", db)
 		return st, nil
 	}
-	st, err := bolt.Open(dir)
+	var st store.Store
+	var err error
+	switch kind {
+	case "bolt":
+		st, err = bolt.Open(dir)
+	case "lsm":
+		st, err = lsm.Open(dir)
+	default:
+		return nil, fmt.Errorf("--store: %q is not bolt or lsm", kind)
+	}
 	if err != nil {
 		return nil, err
 	}
-	log.Info("store: embedded", "dir", dir)
+	log.Info("store: embedded", "kind", kind, "dir", dir)
 	return st, nil
 }
