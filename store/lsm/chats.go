@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble"
 
@@ -76,10 +77,78 @@ func replyKey(id string, rev int64) []byte {
 	return binary.BigEndian.AppendUint16(replyPrefix(id), uint16(rev%store.MaxReplies))
 }
 
-// writeChat adds to b the entries of c above stored, the record and the
-// meta (if it differs from the stored one).
-func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored int64, rec, meta []byte) error {
-	add, err := store.NewEntries(c.Transcript, stored, c.Seq)
+// recordCacheSize is how many chats' current records are cached.
+const recordCacheSize = 4096
+
+// records caches the current record and meta of recently written chats, so
+// that a turn reads and compare-and-sets its chat without a pebble Get.
+// An entry is put only by a write holding the chat's lock, after its batch
+// committed, so it is never older than the stored record once the write is
+// acknowledged; a miss reads pebble.
+type records struct {
+	mu sync.Mutex
+	m  map[string]cachedRecord
+}
+
+type cachedRecord struct {
+	rev, seq  int64
+	rec, meta []byte
+}
+
+func (rs *records) get(id string) (cachedRecord, bool) {
+	rs.mu.Lock()
+	r, ok := rs.m[id]
+	rs.mu.Unlock()
+	return r, ok
+}
+
+// put caches id's record; the caller holds id's chat lock.
+func (rs *records) put(id string, r cachedRecord) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if _, ok := rs.m[id]; !ok && len(rs.m) >= recordCacheSize {
+		for k := range rs.m { // drop one at random
+			delete(rs.m, k)
+			break
+		}
+	}
+	rs.m[id] = r
+}
+
+// current returns chat id's record and meta (nil record: no chat); the
+// caller holds id's chat lock.
+func (s *Store) current(id string) (cachedRecord, error) {
+	if r, ok := s.records.get(id); ok {
+		return r, nil
+	}
+	rec, err := get(s.db, key('c', id))
+	if err != nil || rec == nil {
+		return cachedRecord{}, err
+	}
+	rev, seq, err := header(rec)
+	if err != nil {
+		return cachedRecord{}, err
+	}
+	meta, err := get(s.db, key('m', id))
+	if err != nil {
+		return cachedRecord{}, err
+	}
+	return cachedRecord{rev: rev, seq: seq, rec: rec, meta: meta}, nil
+}
+
+// record returns chat id's current record (nil: no chat) without taking
+// its lock.
+func (s *Store) record(id string) ([]byte, error) {
+	if r, ok := s.records.get(id); ok {
+		return r.rec, nil
+	}
+	return get(s.db, key('c', id))
+}
+
+// writeChat adds to b the entries of c above the stored chat's, the record
+// and the meta (if it differs from the stored one).
+func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored cachedRecord, rec, meta []byte) error {
+	add, err := store.NewEntries(c.Transcript, stored.seq, c.Seq)
 	if err != nil {
 		return err
 	}
@@ -95,15 +164,10 @@ func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored int64, rec, me
 	if err := b.Set(key('c', c.ID), rec, nil); err != nil {
 		return err
 	}
-	mk := key('m', c.ID)
-	old, err := get(s.db, mk)
-	if err != nil {
-		return err
-	}
-	if bytes.Equal(old, meta) {
+	if bytes.Equal(stored.meta, meta) {
 		return nil
 	}
-	return b.Set(mk, meta, nil)
+	return b.Set(key('m', c.ID), meta, nil)
 }
 
 // CreateChat implements store.Store.
@@ -131,19 +195,23 @@ func (s *Store) createChat(c *engine.Chat) error {
 	mu := s.chatLock(c.ID)
 	mu.Lock()
 	defer mu.Unlock()
-	v, err := get(s.db, key('c', c.ID))
+	cur, err := s.current(c.ID)
 	if err != nil {
 		return err
 	}
-	if v != nil {
+	if cur.rec != nil {
 		return store.ErrExists
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := s.writeChat(b, c, 0, rec, meta); err != nil {
+	if err := s.writeChat(b, c, cur, rec, meta); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	s.records.put(c.ID, cachedRecord{rev: 1, seq: c.Seq, rec: rec, meta: meta})
+	return nil
 }
 
 // UpdateChat implements store.Store.
@@ -177,24 +245,19 @@ func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	mu := s.chatLock(c.ID)
 	mu.Lock()
 	defer mu.Unlock()
-	v, closer, err := s.db.Get(key('c', c.ID))
-	if errors.Is(err, pebble.ErrNotFound) {
+	cur, err := s.current(c.ID)
+	if err != nil {
+		return err
+	}
+	if cur.rec == nil {
 		return store.ErrNotFound
 	}
-	if err != nil {
-		return err
-	}
-	rev, seq, err := header(v)
-	closer.Close()
-	if err != nil {
-		return err
-	}
-	if rev != c.Rev {
+	if cur.rev != c.Rev {
 		return store.ErrConflict
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := s.writeChat(b, c, seq, rec, meta); err != nil {
+	if err := s.writeChat(b, c, cur, rec, meta); err != nil {
 		return err
 	}
 	if reply != nil {
@@ -202,7 +265,11 @@ func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 			return err
 		}
 	}
-	return b.Commit(pebble.Sync)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	s.records.put(c.ID, cachedRecord{rev: c.Rev + 1, seq: c.Seq, rec: rec, meta: meta})
+	return nil
 }
 
 // GetChat implements store.Store.
@@ -219,7 +286,7 @@ func (s *Store) getChat(id string) (*engine.Chat, error) {
 		return nil, err
 	}
 	defer s.leave()
-	v, err := get(s.db, key('c', id))
+	v, err := s.record(id)
 	if err != nil {
 		return nil, err
 	}
@@ -295,15 +362,14 @@ func (s *Store) getTranscript(id string, after int64, limit int) ([]engine.Entry
 		return nil, err
 	}
 	defer s.leave()
-	v, closer, err := s.db.Get(key('c', id))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, store.ErrNotFound
-	}
+	v, err := s.record(id)
 	if err != nil {
 		return nil, err
 	}
+	if v == nil {
+		return nil, store.ErrNotFound
+	}
 	_, seq, err := header(v)
-	closer.Close()
 	if err != nil {
 		return nil, err
 	}

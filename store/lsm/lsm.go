@@ -44,6 +44,7 @@ const stripes = 1024
 type Store struct {
 	db      *pebble.DB
 	windows *windows
+	records *records
 
 	mu     sync.RWMutex // guards closed; held (read) by every operation
 	closed bool
@@ -64,11 +65,17 @@ func Open(dir string) (*Store, error) {
 		MemTableSize: 32 << 20,
 		Logger:       quietLogger{},
 	}
+	// Uncompressed blocks: records and entries are small JSON, and reads
+	// of recent chats should not pay for decompression.
+	opts.Levels = make([]pebble.LevelOptions, 7)
+	for i := range opts.Levels {
+		opts.Levels[i].Compression = pebble.NoCompression
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	return &Store{db: db, windows: newWindows(), seed: maphash.MakeSeed()}, nil
+	return &Store{db: db, windows: newWindows(), records: &records{m: make(map[string]cachedRecord)}, seed: maphash.MakeSeed()}, nil
 }
 
 // quietLogger drops pebble's info logs and keeps errors on stderr.
