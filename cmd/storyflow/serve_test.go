@@ -193,9 +193,15 @@ func storiesDir(t *testing.T) string {
 // while turns are in flight, restarts it on the same data directory and
 // finds every acknowledged turn.
 func TestServeDurability(t *testing.T) {
+	for _, store := range []string{"bolt", "lsm"} {
+		t.Run(store, func(t *testing.T) { testDurability(t, "--store", store) })
+	}
+}
+
+func testDurability(t *testing.T, storeArgs ...string) {
 	data := filepath.Join(t.TempDir(), "data")
 	stories := storiesDir(t)
-	srv := startServe(t, "--data", data, "--stories", stories)
+	srv := startServe(t, append([]string{"--data", data, "--stories", stories}, storeArgs...)...)
 
 	const chats = 4
 	ids := make([]string, chats)
@@ -249,7 +255,7 @@ func TestServeDurability(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	srv = startServe(t, "--data", data)
+	srv = startServe(t, append([]string{"--data", data}, storeArgs...)...)
 	total := 0
 	for c, id := range ids {
 		chat := mustCall(t, srv.url, "GET", "/v1/chats/"+id, nil, 200)
