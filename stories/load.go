@@ -125,7 +125,9 @@ func (l *loader) load(src []byte) *engine.Story {
 		return nil
 	}
 	l.expandEnv(root)
-	l.expandMerges(root, map[*yaml.Node]bool{})
+	if bytes.Contains(src, []byte("<<")) {
+		l.expandMerges(root, map[*yaml.Node]bool{})
+	}
 	top := l.b.NewConfig(nil, root)
 	allowed := storyFields
 	for _, k := range top.Keys() {
