@@ -23,6 +23,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/storyflow/storyflow/store"
+	"github.com/storyflow/storyflow/store/internal/window"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -60,7 +61,7 @@ const maxGroup = 512
 type Store struct {
 	db      *bbolt.DB
 	mode    commitMode
-	windows *windows
+	windows *window.Cache
 
 	mu     sync.RWMutex // guards closed and sends on writes
 	closed bool
@@ -102,7 +103,7 @@ func open(dir string, mode commitMode) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("create buckets in %s: %w", path, err)
 	}
-	s := &Store{db: db, mode: mode, writes: make(chan *write, maxGroup), done: make(chan struct{}), windows: newWindows()}
+	s := &Store{db: db, mode: mode, writes: make(chan *write, maxGroup), done: make(chan struct{}), windows: window.New()}
 	go s.commitLoop()
 	return s, nil
 }

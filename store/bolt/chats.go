@@ -300,7 +300,7 @@ func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
 	c.Rev = 1
-	s.windows.put(c.ID, 1, c.Seq, c.Transcript)
+	s.windows.Put(c.ID, 1, c.Seq, c.Transcript)
 	return nil
 }
 
@@ -324,7 +324,7 @@ func (s *Store) GetChat(ctx context.Context, id string) (*engine.Chat, error) {
 		if r.seq == 0 {
 			return nil
 		}
-		if w, ok := s.windows.get(id, r.seq); ok {
+		if w, ok := s.windows.Get(id, r.seq); ok {
 			c.Transcript = w
 			return nil
 		}
@@ -332,7 +332,7 @@ func (s *Store) GetChat(ctx context.Context, id string) (*engine.Chat, error) {
 		if err != nil {
 			return err
 		}
-		s.windows.put(id, r.rev, r.seq, c.Transcript)
+		s.windows.Put(id, r.rev, r.seq, c.Transcript)
 		return nil
 	})
 	if err != nil {
@@ -382,7 +382,7 @@ func replySlot(rev int64) []byte {
 func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Reply) error {
 	// Encode outside the commit the entries after the chat's seq at c.Rev,
 	// when the window cache knows it.
-	from, ok := s.windows.seqAt(c.ID, c.Rev)
+	from, ok := s.windows.SeqAt(c.ID, c.Rev)
 	if !ok {
 		from = c.Seq
 	}
@@ -436,7 +436,7 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
 	}
 	c.Rev++
-	s.windows.put(c.ID, c.Rev, c.Seq, c.Transcript)
+	s.windows.Put(c.ID, c.Rev, c.Seq, c.Transcript)
 	return nil
 }
 

@@ -176,7 +176,7 @@ func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
 	c.Rev = 1
-	s.windows.put(c.ID, 1, c.Seq, c.Transcript)
+	s.windows.Put(c.ID, 1, c.Seq, c.Transcript)
 	return nil
 }
 
@@ -220,7 +220,7 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
 	}
 	c.Rev++
-	s.windows.put(c.ID, c.Rev, c.Seq, c.Transcript)
+	s.windows.Put(c.ID, c.Rev, c.Seq, c.Transcript)
 	return nil
 }
 
@@ -300,7 +300,7 @@ func (s *Store) getChat(id string) (*engine.Chat, error) {
 	if c.Seq == 0 {
 		return c, nil
 	}
-	if w, ok := s.windows.get(id, c.Seq); ok {
+	if w, ok := s.windows.Get(id, c.Seq); ok {
 		c.Transcript = w
 		return c, nil
 	}
@@ -308,7 +308,7 @@ func (s *Store) getChat(id string) (*engine.Chat, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.windows.put(id, c.Rev, c.Seq, c.Transcript)
+	s.windows.Put(id, c.Rev, c.Seq, c.Transcript)
 	return c, nil
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/cockroachdb/pebble"
 
 	"github.com/storyflow/storyflow/store"
+	"github.com/storyflow/storyflow/store/internal/window"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -43,7 +44,7 @@ const stripes = 1024
 // Store is the pebble store.
 type Store struct {
 	db      *pebble.DB
-	windows *windows
+	windows *window.Cache
 	records *records
 
 	mu     sync.RWMutex // guards closed; held (read) by every operation
@@ -75,7 +76,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	return &Store{db: db, windows: newWindows(), records: &records{m: make(map[string]cachedRecord)}, seed: maphash.MakeSeed()}, nil
+	return &Store{db: db, windows: window.New(), records: &records{m: make(map[string]cachedRecord)}, seed: maphash.MakeSeed()}, nil
 }
 
 // quietLogger drops pebble's info logs and keeps errors on stderr.

@@ -1,4 +1,6 @@
-package lsm
+// Package window caches the recent transcript window of chats for the
+// embedded stores.
+package window
 
 import (
 	"sync"
@@ -6,10 +8,10 @@ import (
 	"github.com/storyflow/storyflow/engine"
 )
 
-// windowCacheSize is how many chats' windows are cached.
-const windowCacheSize = 1024
+// Size is how many chats' windows are cached.
+const Size = 1024
 
-// windows caches the window of recent transcript entries that GetChat
+// Cache caches the window of recent transcript entries that GetChat
 // returns, per chat, so that a turn does not decode it again. A window is
 // valid for its seq for good (entries never change once written), so the
 // cache needs no invalidation: GetChat uses it only when the stored chat's
@@ -19,7 +21,7 @@ const windowCacheSize = 1024
 // wrote and GetChat returns it with no room to append in place (appending
 // copies it). Entries are never changed once in a transcript, by the
 // engine or by a store, so sharing them is safe.
-type windows struct {
+type Cache struct {
 	mu sync.Mutex
 	m  map[string]window
 }
@@ -29,10 +31,11 @@ type window struct {
 	entries  []engine.Entry
 }
 
-func newWindows() *windows { return &windows{m: make(map[string]window)} }
+// New returns an empty cache.
+func New() *Cache { return &Cache{m: make(map[string]window)} }
 
-// get returns chat id's window at seq.
-func (ws *windows) get(id string, seq int64) ([]engine.Entry, bool) {
+// Get returns chat id's window at seq.
+func (ws *Cache) Get(id string, seq int64) ([]engine.Entry, bool) {
 	ws.mu.Lock()
 	w, ok := ws.m[id]
 	ws.mu.Unlock()
@@ -42,8 +45,8 @@ func (ws *windows) get(id string, seq int64) ([]engine.Entry, bool) {
 	return w.entries, true
 }
 
-// seqAt returns the seq of chat id at rev, if known.
-func (ws *windows) seqAt(id string, rev int64) (int64, bool) {
+// SeqAt returns the seq of chat id at rev, if known.
+func (ws *Cache) SeqAt(id string, rev int64) (int64, bool) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if w, ok := ws.m[id]; ok && w.rev == rev {
@@ -52,10 +55,10 @@ func (ws *windows) seqAt(id string, rev int64) (int64, bool) {
 	return 0, false
 }
 
-// put caches the window of chat id at rev and seq from transcript: its
+// Put caches the window of chat id at rev and seq from transcript: its
 // last engine.MaxTranscript entries, which must run up to seq. A window
 // older than the cached one is not taken.
-func (ws *windows) put(id string, rev, seq int64, transcript []engine.Entry) {
+func (ws *Cache) Put(id string, rev, seq int64, transcript []engine.Entry) {
 	n := min(int64(engine.MaxTranscript), seq)
 	if int64(len(transcript)) < n {
 		return
@@ -73,7 +76,7 @@ func (ws *windows) put(id string, rev, seq int64, transcript []engine.Entry) {
 	if ok && old.rev >= rev {
 		return
 	}
-	if !ok && len(ws.m) >= windowCacheSize {
+	if !ok && len(ws.m) >= Size {
 		for k := range ws.m { // drop one at random
 			delete(ws.m, k)
 			break
