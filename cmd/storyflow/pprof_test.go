@@ -27,7 +27,8 @@ func TestServePprof(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	startServe(t, "--data", t.TempDir(), "--pprof="+addr)
+	// groupCommit is bbolt's group commit (lsm, the default, has none).
+	startServe(t, "--store", "bolt", "--data", t.TempDir(), "--pprof="+addr)
 	for path, want := range map[string]string{"/debug/vars": `"groupCommit"`, "/debug/pprof/": "goroutine"} {
 		res, err := http.Get("http://" + addr + path)
 		if err != nil {
