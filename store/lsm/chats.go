@@ -93,6 +93,9 @@ type records struct {
 type cachedRecord struct {
 	rev, seq  int64
 	rec, meta []byte
+	// chat is rec decoded (plainChat), or nil; never handed out, only
+	// copies of it (cloneChat).
+	chat *engine.Chat
 }
 
 func (rs *records) get(id string) (cachedRecord, bool) {
@@ -188,6 +191,7 @@ func (s *Store) createChat(c *engine.Chat) error {
 	if err != nil {
 		return err
 	}
+	plain, _ := plainChat(c, 1)
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -210,7 +214,7 @@ func (s *Store) createChat(c *engine.Chat) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
-	s.records.put(c.ID, cachedRecord{rev: 1, seq: c.Seq, rec: rec, meta: meta})
+	s.records.put(c.ID, cachedRecord{rev: 1, seq: c.Seq, rec: rec, meta: meta, chat: plain})
 	return nil
 }
 
@@ -232,6 +236,7 @@ func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	if err != nil {
 		return err
 	}
+	plain, _ := plainChat(c, c.Rev+1)
 	var replyData []byte
 	if reply != nil {
 		if replyData, err = json.Marshal(reply); err != nil {
@@ -268,7 +273,7 @@ func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
-	s.records.put(c.ID, cachedRecord{rev: c.Rev + 1, seq: c.Seq, rec: rec, meta: meta})
+	s.records.put(c.ID, cachedRecord{rev: c.Rev + 1, seq: c.Seq, rec: rec, meta: meta, chat: plain})
 	return nil
 }
 
@@ -286,16 +291,20 @@ func (s *Store) getChat(id string) (*engine.Chat, error) {
 		return nil, err
 	}
 	defer s.leave()
-	v, err := s.record(id)
-	if err != nil {
-		return nil, err
-	}
-	if v == nil {
-		return nil, store.ErrNotFound
-	}
-	c, err := decodeChat(v)
-	if err != nil {
-		return nil, err
+	var c *engine.Chat
+	if r, ok := s.records.get(id); ok && r.chat != nil {
+		c = cloneChat(r.chat)
+	} else {
+		v, err := s.record(id)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			return nil, store.ErrNotFound
+		}
+		if c, err = decodeChat(v); err != nil {
+			return nil, err
+		}
 	}
 	if c.Seq == 0 {
 		return c, nil
@@ -304,6 +313,7 @@ func (s *Store) getChat(id string) (*engine.Chat, error) {
 		c.Transcript = w
 		return c, nil
 	}
+	var err error
 	c.Transcript, err = s.readEntries(id, c.Seq-int64(engine.MaxTranscript), c.Seq, 0)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package lsm_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"runtime"
 	"sync"
 	"syscall"
@@ -52,6 +53,55 @@ func TestClosed(t *testing.T) {
 	}
 	if err := s.CreateChat(context.Background(), &engine.Chat{ID: "c"}); err == nil {
 		t.Error("write after close succeeded")
+	}
+}
+
+// TestGetChatCopies: a chat from GetChat (served from the decoded-chat
+// cache) is the caller's to change; the next GetChat and a reopened store
+// see what was written.
+func TestGetChatCopies(t *testing.T) {
+	dir := t.TempDir()
+	s, err := lsm.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := &engine.Chat{ID: "c", StoryID: "s", Status: engine.StatusActive,
+		Attributes: map[string]any{"n": 1, "m": map[string]any{"l": []any{"a"}}}, UserAttributes: map[string]any{}}
+	if err := s.CreateChat(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	c.Attributes["n"] = 2
+	if err := s.UpdateChat(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.Attributes["n"] = 99 // after the write: not stored
+	want := map[string]any{"n": 2.0, "m": map[string]any{"l": []any{"a"}}}
+	for i := range 2 {
+		got, err := s.GetChat(ctx, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Attributes, want) || got.Rev != 2 {
+			t.Fatalf("get %d: rev %d, attributes %v, want rev 2, %v", i, got.Rev, got.Attributes, want)
+		}
+		got.Attributes["n"] = "changed"
+		got.Attributes["m"].(map[string]any)["l"].([]any)[0] = "changed"
+		got.UserAttributes["x"] = 1
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = lsm.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.GetChat(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Attributes, want) || len(got.UserAttributes) != 0 {
+		t.Fatalf("after reopen: %v %v", got.Attributes, got.UserAttributes)
 	}
 }
 
