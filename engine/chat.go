@@ -60,10 +60,20 @@ type Entry struct {
 // A turn's own entries are kept even when there are more.
 var MaxTranscript = 100
 
-// addEntry appends e to the transcript as the chat's next entry.
+// transcriptRoom is how many entries a full transcript gets room for when
+// it is copied to append (a window from the store has no room: it is shared).
+const transcriptRoom = 16
+
+// addEntry appends e to the transcript as the chat's next entry. A full
+// transcript is copied with room for transcriptRoom more, not doubled.
 func (c *Chat) addEntry(e Entry) {
 	c.Seq++
 	e.Seq = c.Seq
+	if n := len(c.Transcript); n == cap(c.Transcript) {
+		t := make([]Entry, n, n+transcriptRoom)
+		copy(t, c.Transcript)
+		c.Transcript = t
+	}
 	c.Transcript = append(c.Transcript, e)
 }
 
