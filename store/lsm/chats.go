@@ -49,16 +49,19 @@ func decodeChat(v []byte) (*engine.Chat, error) {
 
 // encodeChat returns the record of c at rev, and its meta.
 func encodeChat(c *engine.Chat, rev int64) (rec, meta []byte, err error) {
-	cc := *c
-	cc.Transcript = nil
 	rec = make([]byte, headerLen, headerLen+512)
 	binary.BigEndian.PutUint64(rec[0:8], uint64(rev))
 	binary.BigEndian.PutUint64(rec[8:16], uint64(c.Seq))
-	data, err := json.Marshal(&cc)
+	meta, err = json.Marshal(chatMeta{c.StoryID, c.Status})
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode chat: %w", err)
 	}
-	meta, err = json.Marshal(chatMeta{c.StoryID, c.Status})
+	if out, ok := appendChat(rec, c); ok {
+		return out, meta, nil
+	}
+	cc := *c
+	cc.Transcript = nil
+	data, err := json.Marshal(&cc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode chat: %w", err)
 	}
