@@ -159,9 +159,11 @@ func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored cachedRecord, 
 		return err
 	}
 	for i := range add {
-		data, err := json.Marshal(&add[i])
-		if err != nil {
-			return fmt.Errorf("encode transcript entry %d: %w", add[i].Seq, err)
+		data, ok := appendEntry(nil, &add[i])
+		if !ok {
+			if data, err = json.Marshal(&add[i]); err != nil {
+				return fmt.Errorf("encode transcript entry %d: %w", add[i].Seq, err)
+			}
 		}
 		if err := b.Set(entryKey(c.ID, add[i].Seq), data, nil); err != nil {
 			return err

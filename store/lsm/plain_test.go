@@ -1,7 +1,6 @@
 package lsm
 
 import (
-	"encoding/json"
 	"math"
 	"reflect"
 	"testing"
@@ -100,56 +99,4 @@ func mutate(m map[string]any) map[string]any {
 	}
 	m["added"] = true
 	return m
-}
-
-// TestAppendChat checks the hand-written record encoder against
-// json.Marshal: both decode to the same chat.
-func TestAppendChat(t *testing.T) {
-	now := time.Now()
-	tests := []struct {
-		name string
-		chat *engine.Chat
-		ok   bool
-	}{
-		{"full", &engine.Chat{ID: "c1", StoryID: "s", StoryVersion: 3, Node: "ask", Status: engine.StatusActive,
-			UserID: "u", ExternalID: "x", Attributes: map[string]any{"a": []any{1, "<&>"}, "b": map[string]any{"c": nil}},
-			UserAttributes: map[string]any{"lang": "en"}, Seq: 7, Error: "e", Waiting: true,
-			CreatedAt: now.UTC(), UpdatedAt: now.In(time.FixedZone("X", -7200)), Rev: 4}, true},
-		{"zero", &engine.Chat{}, true},
-		{"escapes", &engine.Chat{ID: "q\"b\\s\n\r\t\x00\x1f\u2028é😀", Node: "</script>", Error: "\x7f"}, true},
-		{"invalid utf-8", &engine.Chat{ID: "c", Node: "a\xff"}, false},
-		{"year 10000", &engine.Chat{ID: "c", CreatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, ok := appendChat(make([]byte, headerLen), tt.chat)
-			if ok != tt.ok {
-				t.Fatalf("ok = %v, want %v", ok, tt.ok)
-			}
-			rec, _, err := encodeChat(tt.chat, 9) // appendChat or json.Marshal
-			if err != nil {
-				if !tt.ok {
-					return // json.Marshal refuses it too
-				}
-				t.Fatal(err)
-			}
-			got, err := decodeChat(rec)
-			if err != nil {
-				t.Fatalf("decode %q: %v", rec[headerLen:], err)
-			}
-			cc := *tt.chat
-			cc.Transcript = nil
-			data, err := json.Marshal(&cc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := decodeChat(append(append(make([]byte, 0, headerLen+len(data)), rec[:headerLen]...), data...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("record %s\ndecodes to %#v\nwant       %#v", b[headerLen:], got, want)
-			}
-		})
-	}
 }
