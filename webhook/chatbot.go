@@ -7,7 +7,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/storyflow/storyflow/internal/jsontext"
 )
 
 // encodeChatbot writes the body of a chatbot-format call (SPEC §3):
@@ -17,21 +18,21 @@ import (
 func encodeChatbot(buf *bytes.Buffer, conn *Connection, r *Request) error {
 	b := buf.AvailableBuffer()
 	b = append(b, `{"chatId":`...)
-	b = appendString(b, r.ChatID)
+	b = jsontext.AppendString(b, r.ChatID)
 	b = append(b, `,"messageId":`...)
-	b = appendString(b, r.MessageID)
+	b = jsontext.AppendString(b, r.MessageID)
 	b = append(b, `,"userId":`...)
-	b = appendString(b, r.UserID)
+	b = jsontext.AppendString(b, r.UserID)
 	b = append(b, `,"externalId":`...)
-	b = appendString(b, r.ExternalID)
+	b = jsontext.AppendString(b, r.ExternalID)
 	b = append(b, `,"node":{"id":`...)
-	b = appendString(b, r.NodeID)
+	b = jsontext.AppendString(b, r.NodeID)
 	b = append(b, `,"name":`...)
-	b = appendString(b, r.NodeName)
+	b = jsontext.AppendString(b, r.NodeName)
 	b = append(b, `,"type":"WEBHOOK","webhookId":`...)
-	b = appendString(b, conn.ID)
+	b = jsontext.AppendString(b, conn.ID)
 	b = append(b, `,"webhookName":`...)
-	b = appendString(b, conn.Name)
+	b = jsontext.AppendString(b, conn.Name)
 	b = append(b, `},"userAttributes":`...)
 	var err error
 	if b, err = appendObject(b, r.UserAttributes, 0); err != nil {
@@ -65,7 +66,7 @@ func appendObject(b []byte, m map[string]any, depth int) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = jsontext.AppendString(b, k)
 		b = append(b, ':')
 		if b, err = appendValue(b, m[k], depth+1); err != nil {
 			return b, fmt.Errorf("%s: %w", k, err)
@@ -79,7 +80,7 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 	case nil:
 		return append(b, "null"...), nil
 	case string:
-		return appendString(b, x), nil
+		return jsontext.AppendString(b, x), nil
 	case bool:
 		return strconv.AppendBool(b, x), nil
 	case float64:
@@ -141,56 +142,4 @@ func appendFloat(b []byte, f float64, bits int) ([]byte, error) {
 		}
 	}
 	return b, nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string (no HTML escaping; invalid
-// UTF-8 becomes U+FFFD; U+2028 and U+2029 are escaped).
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/storyflow/storyflow/internal/jsontext"
+
 	"github.com/storyflow/storyflow/engine"
 )
 
@@ -79,36 +81,13 @@ func appendChat(b []byte, c *engine.Chat) ([]byte, bool) {
 	return append(b, '}'), true
 }
 
-// appendString appends s as a JSON string; false if s is not valid UTF-8.
+// appendString appends s as a JSON string; false if s is not valid UTF-8
+// (json.Marshal then decides what it becomes).
 func appendString(b []byte, s string) ([]byte, bool) {
 	if !utf8.ValidString(s) {
 		return b, false
 	}
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"'), true
+	return jsontext.AppendString(b, s), true
 }
 
 // appendEntry appends e's JSON; false when e holds a string or time it
