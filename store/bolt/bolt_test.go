@@ -39,35 +39,10 @@ func TestSuite(t *testing.T) {
 	}
 }
 
-func TestOpenLocked(t *testing.T) {
-	dir := t.TempDir()
-	s, err := bolt.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	// bbolt's flock is per process on Linux only across file descriptors;
-	// a second Open in the same process waits for the lock and times out.
-	if s2, err := bolt.Open(dir); err == nil {
-		s2.Close()
-		t.Fatal("second open of a locked store succeeded")
-	}
-}
-
-func TestClosed(t *testing.T) {
-	s, err := bolt.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Errorf("second close: %v", err)
-	}
-	if err := s.CreateChat(context.Background(), &engine.Chat{ID: "c"}); err == nil {
-		t.Error("write after close succeeded")
-	}
+// TestLocal: a directory in use cannot be opened twice; Close is safe to
+// repeat and later writes fail.
+func TestLocal(t *testing.T) {
+	storetest.Local(t, func(dir string) (store.Store, error) { return bolt.Open(dir) })
 }
 
 // TestCrashKill9: nothing acknowledged is lost when the process is killed.

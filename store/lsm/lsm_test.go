@@ -25,35 +25,10 @@ func TestSuite(t *testing.T) {
 	})
 }
 
-func TestOpenLocked(t *testing.T) {
-	dir := t.TempDir()
-	s, err := lsm.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	// pebble's LOCK file: a second Open fails at once (TestCrashKill9
-	// checks the same from another process).
-	if s2, err := lsm.Open(dir); err == nil {
-		s2.Close()
-		t.Fatal("second open of a locked store succeeded")
-	}
-}
-
-func TestClosed(t *testing.T) {
-	s, err := lsm.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Errorf("second close: %v", err)
-	}
-	if err := s.CreateChat(context.Background(), &engine.Chat{ID: "c"}); err == nil {
-		t.Error("write after close succeeded")
-	}
+// TestLocal: a directory in use cannot be opened twice; Close is safe to
+// repeat and later writes fail.
+func TestLocal(t *testing.T) {
+	storetest.Local(t, func(dir string) (store.Store, error) { return lsm.Open(dir) })
 }
 
 // TestGetChatCopies: a chat from GetChat (served from the decoded-chat
