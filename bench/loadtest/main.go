@@ -34,7 +34,15 @@ func main() {
 	conc := flag.Int("c", 32, "concurrent clients (one chat each)")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory")
 	flag.StringVar(&serveArgs, "serve-args", "", "extra arguments for storyflow serve, space-separated (e.g. \"--store lsm\")")
+	baseline := flag.String("baseline", "", "internal: serve the baselines for this webhook URL and print their address")
 	flag.Parse()
+	if *baseline != "" {
+		if err := serveBaseline(*baseline); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest: baseline:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*bin, *dur, *conc); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
@@ -64,11 +72,14 @@ func run(bin string, dur time.Duration, conc int) error {
 	hookURL := "http://" + backend + "/hook"
 
 	// The baselines: a hand-written fiber handler making the same webhook
-	// call, and an echo handler.
-	base, err := startBaseline(hookURL)
+	// call, and an echo handler. Like storyflow they run in a process of
+	// their own, so that every server under test pays the same cross-process
+	// wake-ups and shares the cores with the load generator in the same way.
+	base, stopBase, err := startBaseline(hookURL)
 	if err != nil {
 		return err
 	}
+	defer stopBase()
 
 	// storyflow itself.
 	dir, err := os.MkdirTemp("", "storyflow-loadtest")
@@ -294,9 +305,35 @@ func serveHTTP(h http.Handler) (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// startBaseline serves /hand (decode, POST the webhook body, merge the
-// answer, reply) and /echo (decode, reply) with fiber.
-func startBaseline(hookURL string) (string, error) {
+// startBaseline runs this program again as the baseline server and returns
+// its address.
+func startBaseline(hookURL string) (string, func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(self, "-baseline", hookURL)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start baseline: %w", err)
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("baseline address: %w", err)
+	}
+	return strings.TrimSpace(line), stop, nil
+}
+
+// serveBaseline serves /hand (decode, POST the webhook body, merge the
+// answer, reply) and /echo (decode, reply) with fiber, printing its base URL
+// on stdout first.
+func serveBaseline(hookURL string) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	type in struct {
@@ -341,10 +378,10 @@ func startBaseline(hookURL string) (string, error) {
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", err
+		return err
 	}
-	go app.Listener(ln)
-	return "http://" + ln.Addr().String(), nil
+	fmt.Println("http://" + ln.Addr().String())
+	return app.Listener(ln)
 }
 
 const stories = `id: bench_webhook
