@@ -120,12 +120,13 @@ func run(bin string, dur time.Duration, conc int) error {
 	chatBody := `{"chatId":"c1","attributes":{"plan":"free"},"text":"hello"}`
 	phases := []struct {
 		name, profile string
+		pid           int
 		mk            func(int) (func() error, error)
 	}{
-		{"baseline: fiber handler + webhook call", "", plainPost(base+"/hand", chatBody)},
-		{"storyflow: turn with webhook node", "webhook", turn("bench_webhook")},
-		{"baseline: fiber echo handler", "", plainPost(base+"/echo", chatBody)},
-		{"storyflow: turn without webhook", "plain", turn("bench_plain")},
+		{"baseline: fiber handler + webhook call", "", basePID, plainPost(base+"/hand", chatBody)},
+		{"storyflow: turn with webhook node", "webhook", storyflowPID, turn("bench_webhook")},
+		{"baseline: fiber echo handler", "", basePID, plainPost(base+"/echo", chatBody)},
+		{"storyflow: turn without webhook", "plain", storyflowPID, turn("bench_plain")},
 	}
 	res := make([]result, len(phases))
 	for i, p := range phases {
@@ -140,7 +141,9 @@ func run(bin string, dur time.Duration, conc int) error {
 			prof = make(chan error, 1)
 			go func() { prof <- cpuProfile(pprofURL, dur, filepath.Join(profileDir, p.profile+".pprof")) }()
 		}
+		cpu0 := readCPU(p.pid)
 		r, err := load(p.mk, conc, dur)
+		cpu := readCPU(p.pid).sub(cpu0)
 		if prof != nil {
 			gc := commitStats(pprofURL)
 			if err := <-prof; err != nil {
@@ -158,6 +161,8 @@ func run(bin string, dur time.Duration, conc int) error {
 		res[i] = r
 		fmt.Printf("%-42s %8.0f turns/s  p50 %7.2f ms  p99 %7.2f ms  (%d ok, %d errors)\n",
 			p.name, r.rate, ms(r.p50), ms(r.p99), r.n, r.errors)
+		fmt.Printf("  CPU per turn: server %.0f µs, load generator and backend %.0f µs; machine idle %.0f%%, stolen %.0f%%\n",
+			cpu.server/float64(r.n)*1e6, cpu.self/float64(r.n)*1e6, 100*cpu.idle, 100*cpu.steal)
 	}
 	fmt.Printf("\nwebhook turn: %.0f%% of the hand-written handler's throughput (target >= 70%%), p99 %.2fx its p99 (target <= 2x)\n",
 		100*res[1].rate/res[0].rate, float64(res[1].p99)/float64(res[0].p99))
@@ -321,6 +326,7 @@ func startBaseline(hookURL string) (string, func(), error) {
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("start baseline: %w", err)
 	}
+	basePID = cmd.Process.Pid
 	stop := func() { cmd.Process.Kill(); cmd.Wait() }
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
@@ -454,6 +460,7 @@ func startStoryflow(bin, dir, hookURL string) (string, string, func(), error) {
 	if err := cmd.Start(); err != nil {
 		return "", "", nil, fmt.Errorf("start %s: %w", bin, err)
 	}
+	storyflowPID = cmd.Process.Pid
 	var logTail []string
 	var logMu sync.Mutex
 	go func() {
@@ -497,4 +504,67 @@ func startStoryflow(bin, dir, hookURL string) (string, string, func(), error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// Process ids of the servers under test.
+var basePID, storyflowPID int
+
+// cpuTimes are CPU seconds used by the server under test and this process,
+// and the machine's idle and stolen shares (of all its CPU time).
+type cpuTimes struct {
+	server, self float64
+	idle, steal  float64 // cumulative ticks until sub turns them into shares
+	total        float64
+}
+
+func (a cpuTimes) sub(b cpuTimes) cpuTimes {
+	d := cpuTimes{server: a.server - b.server, self: a.self - b.self}
+	if t := a.total - b.total; t > 0 {
+		d.idle, d.steal = (a.idle-b.idle)/t, (a.steal-b.steal)/t
+	}
+	return d
+}
+
+// readCPU reads /proc (Linux only; zeros elsewhere).
+func readCPU(pid int) cpuTimes {
+	var c cpuTimes
+	c.server = procCPU(fmt.Sprintf("/proc/%d/stat", pid))
+	c.self = procCPU("/proc/self/stat")
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal
+		for i := 1; i < len(f) && i <= 8; i++ {
+			var v float64
+			fmt.Sscan(f[i], &v)
+			c.total += v
+			switch i {
+			case 4, 5:
+				c.idle += v
+			case 8:
+				c.steal += v
+			}
+		}
+	}
+	return c
+}
+
+// procCPU returns utime+stime of a /proc/<pid>/stat file in seconds
+// (clock ticks of 1/100 s).
+func procCPU(file string) float64 {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+1:]
+	}
+	f := strings.Fields(s) // state is f[0]; utime f[11], stime f[12]
+	if len(f) < 13 {
+		return 0
+	}
+	var u, st float64
+	fmt.Sscan(f[11], &u)
+	fmt.Sscan(f[12], &st)
+	return (u + st) / 100
 }
