@@ -32,6 +32,7 @@ func main() {
 	bin := flag.String("bin", "bin/storyflow", "storyflow binary")
 	dur := flag.Duration("duration", 10*time.Second, "length of each measured phase")
 	conc := flag.Int("c", 32, "concurrent clients (one chat each)")
+	flag.IntVar(&rounds, "rounds", 3, "rounds of the four phases; ratios are reported per round and as medians")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory")
 	flag.StringVar(&serveArgs, "serve-args", "", "extra arguments for storyflow serve, space-separated (e.g. \"--store lsm\")")
 	baseline := flag.String("baseline", "", "internal: serve the baselines for this webhook URL and print their address")
@@ -48,6 +49,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// rounds is how many times the four phases run, one after the other.
+var rounds = 3
 
 // profileDir is where storyflow's CPU profiles go ("": none).
 var profileDir string
@@ -118,21 +122,69 @@ func run(bin string, dur time.Duration, conc int) error {
 		}
 	}
 	chatBody := `{"chatId":"c1","attributes":{"plan":"free"},"text":"hello"}`
-	phases := []struct {
-		name, profile string
-		pid           int
-		mk            func(int) (func() error, error)
-	}{
+	phases := []phase{
 		{"baseline: fiber handler + webhook call", "", basePID, plainPost(base+"/hand", chatBody)},
 		{"storyflow: turn with webhook node", "webhook", storyflowPID, turn("bench_webhook")},
 		{"baseline: fiber echo handler", "", basePID, plainPost(base+"/echo", chatBody)},
 		{"storyflow: turn without webhook", "plain", storyflowPID, turn("bench_plain")},
 	}
+	var hookRatio, hookP99, plainRatio []float64
+	for round := 1; round <= rounds; round++ {
+		fmt.Printf("round %d of %d\n", round, rounds)
+		res, err := runPhases(phases, conc, dur, pprofURL)
+		if err != nil {
+			return err
+		}
+		hookRatio = append(hookRatio, res[1].rate/res[0].rate)
+		hookP99 = append(hookP99, float64(res[1].p99)/float64(res[0].p99))
+		plainRatio = append(plainRatio, res[3].rate/res[2].rate)
+		fmt.Printf("  webhook turn %.0f%% of the hand-written handler (p99 %.2fx); plain turn %.0f%% of the echo handler\n\n",
+			100*hookRatio[round-1], hookP99[round-1], 100*plainRatio[round-1])
+	}
+	fmt.Printf("webhook turn: %s of the hand-written handler's throughput, median %.0f%% (target >= 70%%)\n", percents(hookRatio), 100*median(hookRatio))
+	fmt.Printf("              p99 %s its p99, median %.2fx (target <= 2x)\n", times(hookP99), median(hookP99))
+	fmt.Printf("plain turn:   %s of the echo handler's throughput, median %.0f%% (target >= 40%%)\n", percents(plainRatio), 100*median(plainRatio))
+	return nil
+}
+
+type phase struct {
+	name, profile string
+	pid           int
+	mk            func(int) (func() error, error)
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func percents(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.0f%%", 100*x)
+	}
+	return strings.Join(parts, " ")
+}
+
+func times(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.2fx", x)
+	}
+	return strings.Join(parts, " ")
+}
+
+// runPhases runs each phase once: a short warm-up, then the measured part.
+func runPhases(phases []phase, conc int, dur time.Duration, pprofURL string) ([]result, error) {
 	res := make([]result, len(phases))
 	for i, p := range phases {
 		// A short warm-up, then the measured phase.
 		if _, err := load(p.mk, conc, dur/5); err != nil {
-			return fmt.Errorf("%s: warm-up: %w", p.name, err)
+			return nil, fmt.Errorf("%s: warm-up: %w", p.name, err)
 		}
 		var prof chan error
 		var gc0 groupCommit
@@ -156,7 +208,7 @@ func run(bin string, dur time.Duration, conc int) error {
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", p.name, err)
+			return nil, fmt.Errorf("%s: %w", p.name, err)
 		}
 		res[i] = r
 		fmt.Printf("%-42s %8.0f turns/s  p50 %7.2f ms  p99 %7.2f ms  (%d ok, %d errors)\n",
@@ -164,10 +216,7 @@ func run(bin string, dur time.Duration, conc int) error {
 		fmt.Printf("  CPU per turn: server %.0f µs, load generator and backend %.0f µs; machine idle %.0f%%, stolen %.0f%%\n",
 			cpu.server/float64(r.n)*1e6, cpu.self/float64(r.n)*1e6, 100*cpu.idle, 100*cpu.steal)
 	}
-	fmt.Printf("\nwebhook turn: %.0f%% of the hand-written handler's throughput (target >= 70%%), p99 %.2fx its p99 (target <= 2x)\n",
-		100*res[1].rate/res[0].rate, float64(res[1].p99)/float64(res[0].p99))
-	fmt.Printf("plain turn:   %.0f%% of the echo handler's throughput (target >= 40%%)\n", 100*res[3].rate/res[2].rate)
-	return nil
+	return res, nil
 }
 
 // groupCommit is the embedded store's count of commits (expvar).
