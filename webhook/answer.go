@@ -65,13 +65,17 @@ func DecodeAnswer(body []byte, gotoOK func(string) bool) (*Answer, error) {
 		}
 		return nil, invalid("", "must be a JSON object")
 	}
-	// Fast path: one strict pass. On any error, decode again piece by
-	// piece to say exactly where the problem is.
-	a := &Answer{}
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(a); err != nil || d.InputOffset() != int64(len(body)) {
-		return nil, answerProblem(body, err)
+	// Fastest path: the hand-written decoder for the common shapes. When it
+	// is unsure, one strict encoding/json pass; on any error there, decode
+	// again piece by piece to say exactly where the problem is.
+	a, ok := decodeAnswerFast(body)
+	if !ok {
+		a = &Answer{}
+		d := json.NewDecoder(bytes.NewReader(body))
+		d.DisallowUnknownFields()
+		if err := d.Decode(a); err != nil || d.InputOffset() != int64(len(body)) {
+			return nil, answerProblem(body, err)
+		}
 	}
 	for i := range a.Responses {
 		if err := checkResponse(&a.Responses[i], gotoOK); err != nil {
