@@ -11,11 +11,13 @@ import (
 
 // decodeAnswerFast decodes the common shapes of an answer in one pass over
 // body (trimmed, starting with '{'). It returns exactly what the strict
-// encoding/json decode of DecodeAnswer would, or false when unsure: on any
-// error, a key that is not an exact field name, a repeated field, a number
-// an int field or float64 cannot hold exactly as encoding/json would, or
-// nesting deeper than maxAttributeDepth. DecodeAnswer then takes the encoding/json
-// path, so its results and error texts are unchanged.
+// encoding/json decode in DecodeAnswer would, or false when unsure, and
+// DecodeAnswer then takes that path, so results and error texts stay the
+// same. Unsure means: any error; a key that is not exactly a field name; a
+// repeated field; null inside a list of responses, messages, buttons or
+// cards; a delay that is not a plain integer of at most 9 digits; an
+// attribute number strconv.ParseFloat refuses; attributes nested deeper
+// than maxAttributeDepth.
 func decodeAnswerFast(body []byte) (*Answer, bool) {
 	r := answerReader{b: body}
 	a := &Answer{}
@@ -35,7 +37,7 @@ func decodeAnswerFast(body []byte) (*Answer, bool) {
 	return a, true
 }
 
-// maxAttributeDepth bounds the nesting of attribute values the fast path decodes.
+// maxAttributeDepth bounds the nesting of attributes the fast path decodes.
 const maxAttributeDepth = 100
 
 // answerReader reads JSON from b at i.
@@ -89,8 +91,8 @@ func (r *answerReader) literal(word string) bool {
 
 func (r *answerReader) null() bool { return r.literal("null") }
 
-// object reads an object, calling member with each raw key (still quoted
-// inside, escapes and all) when the reader is at its value.
+// object reads an object, calling member with each raw key (what lies
+// between its quotes, escapes not decoded) when the reader is at its value.
 func (r *answerReader) object(member func(key []byte) bool) bool {
 	if !r.consume('{') {
 		return false
