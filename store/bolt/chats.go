@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -301,6 +302,7 @@ func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
 	}
 	c.Rev = 1
 	s.windows.Put(c.ID, 1, c.Seq, c.Transcript)
+	c.Transcript = slices.Clip(c.Transcript)
 	return nil
 }
 
@@ -437,6 +439,7 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	}
 	c.Rev++
 	s.windows.Put(c.ID, c.Rev, c.Seq, c.Transcript)
+	c.Transcript = slices.Clip(c.Transcript)
 	return nil
 }
 
