@@ -46,7 +46,8 @@ test-node:
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./stories -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
-	$(GO) test ./webhook -run='^$$' -fuzz=FuzzDecodeAnswer -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
+	$(GO) test ./webhook -run='^$$' -fuzz='^FuzzDecodeAnswer$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
+	$(GO) test ./webhook -run='^$$' -fuzz='^FuzzFastAnswer$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 
 # Benchmarks: the Go benchmarks, then the load test (bench/loadtest:
 # storyflow turns against hand-written fiber baselines on loopback; see
