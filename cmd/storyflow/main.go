@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/uuid"
 	_ "github.com/storyflow/storyflow/nodes" // built-in node types
 )
 
@@ -48,6 +49,9 @@ const (
 )
 
 func main() {
+	// Random ids (chats, webhook message ids) from a buffered pool, not a
+	// getrandom call each.
+	uuid.EnableRandPool()
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
