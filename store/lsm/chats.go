@@ -152,12 +152,27 @@ func (s *Store) record(id string) ([]byte, error) {
 	return get(s.db, key('c', id))
 }
 
-// writeChat adds to b the entries of c above the stored chat's, the record
-// and the meta (if it differs from the stored one).
-func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored cachedRecord, rec, meta []byte) error {
+// writeChat adds to b the record, the meta (if it differs from the stored
+// one), the reply (if any) and the entries of c above the stored chat's, in
+// key order (c, m, r, t): the memtable inserts a batch's keys in its order
+// and finds each one fastest right after the one before.
+func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored cachedRecord, rec, meta, reply []byte) error {
 	add, err := store.NewEntries(c.Transcript, stored.seq, c.Seq)
 	if err != nil {
 		return err
+	}
+	if err := b.Set(key('c', c.ID), rec, nil); err != nil {
+		return err
+	}
+	if !bytes.Equal(stored.meta, meta) {
+		if err := b.Set(key('m', c.ID), meta, nil); err != nil {
+			return err
+		}
+	}
+	if reply != nil {
+		if err := b.Set(replyKey(c.ID, c.Rev+1), reply, nil); err != nil {
+			return err
+		}
 	}
 	for i := range add {
 		data, ok := appendEntry(nil, &add[i])
@@ -170,13 +185,7 @@ func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored cachedRecord, 
 			return err
 		}
 	}
-	if err := b.Set(key('c', c.ID), rec, nil); err != nil {
-		return err
-	}
-	if bytes.Equal(stored.meta, meta) {
-		return nil
-	}
-	return b.Set(key('m', c.ID), meta, nil)
+	return nil
 }
 
 // CreateChat implements store.Store.
@@ -215,7 +224,7 @@ func (s *Store) createChat(c *engine.Chat) error {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := s.writeChat(b, c, cur, rec, meta); err != nil {
+	if err := s.writeChat(b, c, cur, rec, meta, nil); err != nil {
 		return err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -270,13 +279,8 @@ func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := s.writeChat(b, c, cur, rec, meta); err != nil {
+	if err := s.writeChat(b, c, cur, rec, meta, replyData); err != nil {
 		return err
-	}
-	if reply != nil {
-		if err := b.Set(replyKey(c.ID, c.Rev+1), replyData, nil); err != nil {
-			return err
-		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
