@@ -50,14 +50,17 @@ func appendChat(b []byte, c *engine.Chat) ([]byte, bool) {
 		name  string
 		attrs map[string]any
 	}{{"attributes", c.Attributes}, {"userAttributes", c.UserAttributes}} {
-		data, err := json.Marshal(m.attrs)
-		if err != nil {
-			return b, false
-		}
 		b = append(b, `,"`...)
 		b = append(b, m.name...)
 		b = append(b, `":`...)
-		b = append(b, data...)
+		if m.attrs == nil {
+			b = append(b, "null"...)
+			continue
+		}
+		var err error
+		if b, err = jsontext.AppendObject(b, m.attrs); err != nil {
+			return b, false
+		}
 	}
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendInt(b, c.Seq, 10)

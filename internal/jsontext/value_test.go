@@ -1,4 +1,4 @@
-package webhook
+package jsontext
 
 import (
 	"encoding/json"
@@ -14,7 +14,7 @@ func TestAppendValueMatchesEncodingJSON(t *testing.T) {
 		"<html> & 'x'", "Zoë 🙂", "bad \xff utf8", "line\u2028sep\u2029", true, false,
 		0.0, 1.0, -2.5, 1e21, 1e20, 1e-7, 1e-6, 123456789.125, math.MaxFloat64, float32(0.1),
 		int(-3), int64(1 << 60), int32(7), uint64(math.MaxUint64),
-		map[string]any{}, map[string]any{"b": 1.0, "a": []any{"x", nil, map[string]any{"z": false}}},
+		map[string]any{}, map[string]any(nil), map[string]any{"n": map[string]any(nil)}, map[string]any{"b": 1.0, "a": []any{"x", nil, map[string]any{"z": false}}},
 		[]any{}, []any(nil), time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), []string{"s"}, map[string]int{"n": 1},
 	}
 	for _, v := range values {
