@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/internal/jsontext"
 	"github.com/storyflow/storyflow/store"
 )
 
@@ -56,6 +57,45 @@ func answerOf(c *engine.Chat, t *engine.Turn) turnAnswer {
 	return a
 }
 
+// encode returns a's JSON, as marshal writes it, without reflection for
+// the common case.
+func (a *turnAnswer) encode() ([]byte, error) {
+	b := make([]byte, 0, 512)
+	if a.ChatID != "" {
+		b = append(b, `{"chatId":`...)
+		b = jsontext.AppendString(b, a.ChatID)
+		b = append(b, `,"status":`...)
+	} else {
+		b = append(b, `{"status":`...)
+	}
+	b = jsontext.AppendString(b, string(a.Status))
+	b = append(b, `,"node":`...)
+	b = jsontext.AppendString(b, a.Node)
+	b = append(b, `,"responses":`...)
+	if a.Responses == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range a.Responses {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = a.Responses[i].AppendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"attributes":`...)
+	if a.Attributes == nil {
+		b = append(b, "null"...)
+	} else {
+		var err error
+		if b, err = jsontext.AppendObject(b, a.Attributes); err != nil {
+			return marshal(a)
+		}
+	}
+	return append(b, '}'), nil
+}
+
 func checkLen(field, v string, max int) error {
 	if n := utf8.RuneCountInString(v); n > max {
 		return badRequest("field %s must be at most %d characters, got %d", field, max, n)
@@ -97,7 +137,12 @@ func (s *Server) createChat(c *fiber.Ctx) error {
 	}
 	a := answerOf(chat, t)
 	a.ChatID = chat.ID
-	return c.Status(http.StatusCreated).JSON(a)
+	body, err := a.encode()
+	if err != nil {
+		return fmt.Errorf("create chat: encode answer: %w", err)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Status(http.StatusCreated).Send(body)
 }
 
 type messageRequest struct {
@@ -202,7 +247,8 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 		case err != nil:
 			return nil, fmt.Errorf("turn: %w", err)
 		}
-		body, err := marshal(answerOf(chat, t))
+		a := answerOf(chat, t)
+		body, err := a.encode()
 		if err != nil {
 			return nil, fmt.Errorf("turn: encode answer: %w", err)
 		}

@@ -1,7 +1,6 @@
 package lsm
 
 import (
-	"encoding/json"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -134,12 +133,8 @@ func appendEntry(b []byte, e *engine.Entry) ([]byte, bool) {
 		b = append(b, '}')
 	}
 	if e.Response != nil {
-		data, err := json.Marshal(e.Response)
-		if err != nil {
-			return b, false
-		}
 		b = append(b, `,"response":`...)
-		b = append(b, data...)
+		b = e.Response.AppendJSON(b)
 	}
 	if y := e.Time.Year(); y < 0 || y > 9999 {
 		return b, false
