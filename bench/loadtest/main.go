@@ -33,7 +33,7 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "length of each measured phase")
 	conc := flag.Int("c", 32, "concurrent clients (one chat each)")
 	flag.IntVar(&rounds, "rounds", 3, "rounds of the four phases; ratios are reported per round and as medians")
-	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory")
+	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory (PHASE-ROUND.pprof)")
 	flag.StringVar(&serveArgs, "serve-args", "", "extra arguments for storyflow serve, space-separated (e.g. \"--store lsm\")")
 	baseline := flag.String("baseline", "", "internal: serve the baselines for this webhook URL and print their address")
 	flag.Parse()
@@ -131,7 +131,7 @@ func run(bin string, dur time.Duration, conc int) error {
 	var hookRatio, hookP99, plainRatio []float64
 	for round := 1; round <= rounds; round++ {
 		fmt.Printf("round %d of %d\n", round, rounds)
-		res, err := runPhases(phases, conc, dur, pprofURL)
+		res, err := runPhases(phases, conc, dur, pprofURL, round)
 		if err != nil {
 			return err
 		}
@@ -179,7 +179,7 @@ func times(v []float64) string {
 }
 
 // runPhases runs each phase once: a short warm-up, then the measured part.
-func runPhases(phases []phase, conc int, dur time.Duration, pprofURL string) ([]result, error) {
+func runPhases(phases []phase, conc int, dur time.Duration, pprofURL string, round int) ([]result, error) {
 	res := make([]result, len(phases))
 	for i, p := range phases {
 		// A short warm-up, then the measured phase.
@@ -191,7 +191,7 @@ func runPhases(phases []phase, conc int, dur time.Duration, pprofURL string) ([]
 		if profileDir != "" && p.profile != "" {
 			gc0 = commitStats(pprofURL)
 			prof = make(chan error, 1)
-			go func() { prof <- cpuProfile(pprofURL, dur, filepath.Join(profileDir, p.profile+".pprof")) }()
+			go func() { prof <- cpuProfile(pprofURL, dur, filepath.Join(profileDir, fmt.Sprintf("%s-%d.pprof", p.profile, round))) }()
 		}
 		cpu0 := readCPU(p.pid)
 		r, err := load(p.mk, conc, dur)

@@ -35,11 +35,10 @@ type Cache struct {
 }
 
 type window struct {
-	rev, seq   int64
-	buf        []engine.Entry // the window is buf[start:]; room is buf[len:cap]
-	start      int
-	claimed    bool // the room was handed out (until put back in place)
-	claimedEnd int  // len(buf) when it was
+	rev, seq int64
+	buf      []engine.Entry // the window is buf[start:]; room is buf[len:cap]
+	start    int
+	claimed  bool // the room was handed out (until put back in place); buf stays as it was
 }
 
 // New returns an empty cache.
@@ -58,7 +57,7 @@ func (ws *Cache) Get(id string, seq int64) ([]engine.Entry, bool) {
 	if w.claimed {
 		return w.buf[w.start:end:end], true
 	}
-	w.claimed, w.claimedEnd = true, end
+	w.claimed = true
 	return w.buf[w.start:end:cap(w.buf)], true
 }
 
@@ -98,7 +97,7 @@ func (ws *Cache) Put(id string, rev, seq int64, transcript []engine.Entry) {
 	if ok && old.claimed && old.inPlace(entries, seq) {
 		// The claimant appended in place: take its entries as they are,
 		// and the room after them is free again.
-		old.buf = old.buf[:old.claimedEnd+int(seq-old.seq)]
+		old.buf = old.buf[:len(old.buf)+int(seq-old.seq)]
 		old.start = len(old.buf) - len(entries)
 		old.rev, old.seq, old.claimed = rev, seq, false
 		return
@@ -131,7 +130,7 @@ func (w *window) inPlace(entries []engine.Entry, seq int64) bool {
 	if k <= 0 || len(entries) == 0 {
 		return false
 	}
-	last := w.claimedEnd + int(k) - 1
+	last := len(w.buf) + int(k) - 1
 	if last >= cap(w.buf) || int(k) > len(entries) {
 		return false
 	}
