@@ -191,7 +191,9 @@ func runPhases(phases []phase, conc int, dur time.Duration, pprofURL string, rou
 		if profileDir != "" && p.profile != "" {
 			gc0 = commitStats(pprofURL)
 			prof = make(chan error, 1)
-			go func() { prof <- cpuProfile(pprofURL, dur, filepath.Join(profileDir, fmt.Sprintf("%s-%d.pprof", p.profile, round))) }()
+			go func() {
+				prof <- cpuProfile(pprofURL, dur, filepath.Join(profileDir, fmt.Sprintf("%s-%d.pprof", p.profile, round)))
+			}()
 		}
 		cpu0 := readCPU(p.pid)
 		r, err := load(p.mk, conc, dur)
