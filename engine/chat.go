@@ -51,7 +51,20 @@ type Entry struct {
 	Node     string    `json:"node,omitempty" bson:"node,omitempty"`
 	Input    *Input    `json:"input,omitempty" bson:"input,omitempty"`
 	Response *Response `json:"response,omitempty" bson:"response,omitempty"`
-	Time     time.Time `json:"time" bson:"time"`
+	// Call is set on the first response a model call (a webhook node of an
+	// LLM format) answered: the model, why it stopped, the tokens it used.
+	Call *Call     `json:"call,omitempty" bson:"call,omitempty"`
+	Time time.Time `json:"time" bson:"time"`
+}
+
+// Call records one model call in the transcript, so that a chat's cost can
+// be read later.
+type Call struct {
+	Format       string `json:"format" bson:"format"`
+	Model        string `json:"model,omitempty" bson:"model,omitempty"`
+	StopReason   string `json:"stopReason,omitempty" bson:"stopReason,omitempty"`
+	InputTokens  int64  `json:"inputTokens" bson:"inputTokens"`
+	OutputTokens int64  `json:"outputTokens" bson:"outputTokens"`
 }
 
 // MaxTranscript is how many recent entries Chat.Transcript keeps (older

@@ -22,7 +22,9 @@ type Turn struct {
 	Output []Response
 	// outNodes[i] is the node that sent Output[i].
 	outNodes []string
-	Events   []Event
+	// calls are model calls noted for the entries of Output[at].
+	calls  []notedCall
+	Events []Event
 	// Task is set by a handoff node.
 	Task map[string]any
 
@@ -45,6 +47,16 @@ func (t *Turn) Send(rs ...Response) {
 	for range rs {
 		t.outNodes = append(t.outNodes, id)
 	}
+}
+
+type notedCall struct {
+	at   int
+	call *Call
+}
+
+// NoteCall records c on the transcript entry of the next response sent.
+func (t *Turn) NoteCall(c *Call) {
+	t.calls = append(t.calls, notedCall{at: len(t.Output), call: c})
 }
 
 // Emit publishes an event when the turn is over.
@@ -131,6 +143,7 @@ func NewTurn(s *Story, c *Chat, in Input) *Turn { return newTurn(s, c, in) }
 func (t *Turn) Reset() {
 	t.Output = t.Output[:0]
 	t.outNodes = t.outNodes[:0]
+	t.calls = t.calls[:0]
 	t.Events = t.Events[:0]
 	t.Task = nil
 }
@@ -238,8 +251,16 @@ func (r *Runner) finish(ctx context.Context, t *Turn) {
 	// The transcript gets its own copy of the responses: entries outlive
 	// the turn (stores may keep them), the turn need not.
 	rs := append([]Response(nil), t.Output...)
+	calls := t.calls
 	for i := range rs {
-		c.addEntry(Entry{From: "bot", Node: t.outNodes[i], Response: &rs[i], Time: now})
+		e := Entry{From: "bot", Node: t.outNodes[i], Response: &rs[i], Time: now}
+		for len(calls) > 0 && calls[0].at <= i {
+			if calls[0].at == i {
+				e.Call = calls[0].call
+			}
+			calls = calls[1:]
+		}
+		c.addEntry(e)
 	}
 	c.trimTranscript(t.seq0 + 1)
 	c.UpdatedAt = now

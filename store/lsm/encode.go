@@ -132,6 +132,9 @@ func appendEntry(b []byte, e *engine.Entry) ([]byte, bool) {
 		}
 		b = append(b, '}')
 	}
+	if e.Call != nil {
+		return b, false // rare: json.Marshal writes it
+	}
 	if e.Response != nil {
 		b = append(b, `,"response":`...)
 		b = e.Response.AppendJSON(b)
