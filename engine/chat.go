@@ -51,8 +51,8 @@ type Entry struct {
 	Node     string    `json:"node,omitempty" bson:"node,omitempty"`
 	Input    *Input    `json:"input,omitempty" bson:"input,omitempty"`
 	Response *Response `json:"response,omitempty" bson:"response,omitempty"`
-	// Call is set on the first response a model call (a webhook node of an
-	// LLM format) answered: the model, why it stopped, the tokens it used.
+	// Call is set on the first response a webhook call of an AI format
+	// answered: the model, why it stopped, the tokens it used.
 	Call *Call     `json:"call,omitempty" bson:"call,omitempty"`
 	Time time.Time `json:"time" bson:"time"`
 }
@@ -65,6 +65,9 @@ type Call struct {
 	StopReason   string `json:"stopReason,omitempty" bson:"stopReason,omitempty"`
 	InputTokens  int64  `json:"inputTokens" bson:"inputTokens"`
 	OutputTokens int64  `json:"outputTokens" bson:"outputTokens"`
+	// Metadata is the answer's metadata (messages format): for logging
+	// and analytics, never sent to the user.
+	Metadata map[string]any `json:"metadata,omitempty" bson:"metadata,omitempty"`
 }
 
 // MaxTranscript is how many recent entries Chat.Transcript keeps (older

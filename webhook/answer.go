@@ -18,6 +18,9 @@ type Answer struct {
 	Responses []engine.Response `json:"responses"`
 	// Attributes are merged into the chat; a nil value removes the key.
 	Attributes map[string]any `json:"attributes"`
+	// Call is what the call cost and why the model stopped (LLM formats;
+	// messages when the answer has metadata), for the transcript.
+	Call *engine.Call `json:"-"`
 }
 
 // ErrNotJSON is an answer body that is not JSON.

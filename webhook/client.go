@@ -128,6 +128,7 @@ type Error struct {
 	Problems []Problem
 	Err      error
 	retry    bool
+	after    time.Duration // the answer's Retry-After
 }
 
 // Problem is one breach of the answer contract, at a JSON path.
@@ -159,12 +160,24 @@ func (c *Client) Call(ctx context.Context, conn *Connection, r *Request) (*Resul
 		r.MessageID = uuid.NewString()
 	}
 	res := &Result{MessageID: r.MessageID}
+	w, werr := wireOf(r.Format)
+	if werr != nil {
+		return res, &Error{Reason: "Cannot encode request: " + werr.Error(), Err: werr}
+	}
 	body := c.buf()
 	defer c.put(body)
-	if err := encode(body, conn, r); err != nil {
-		return res, &Error{Reason: "Cannot encode request: " + oneLine(err.Error()), Err: err}
+	if err := w.encode(body, conn, r); err != nil {
+		reason := "Cannot encode request: " + oneLine(err.Error())
+		if errors.Is(err, ErrNoInput) || errors.Is(err, ErrPromptTooLong) {
+			reason = capitalize(err.Error())
+		}
+		return res, &Error{Reason: reason, Err: err}
 	}
-	target := endpoint(r.Format, conn.URL)
+	target := endpoint(w, conn.URL)
+	timeout := conn.Timeout
+	if timeout <= 0 {
+		timeout = w.timeout
+	}
 	start := time.Now()
 	answer := c.buf()
 	defer c.put(answer)
@@ -172,13 +185,14 @@ func (c *Client) Call(ctx context.Context, conn *Connection, r *Request) (*Resul
 	for attempt := 0; ; attempt++ {
 		answer.Reset()
 		res.Attempts++
-		res.Status, err = c.attempt(ctx, conn, r, target, body.Bytes(), answer)
+		res.Status, err = c.attempt(ctx, conn, w, r, target, timeout, body.Bytes(), answer)
 		if err == nil || !err.retry || attempt >= conn.Retries || ctx.Err() != nil {
 			break
 		}
-		wait := c.backoff << attempt
-		if wait > 5*time.Second || wait <= 0 {
-			wait = 5 * time.Second
+		wait, ok := retryWait(c.backoff, attempt, err.after, timeout)
+		if !ok {
+			err.Reason += fmt.Sprintf(" (the service asks to retry after %s, longer than the timeout)", err.after)
+			break
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -197,7 +211,7 @@ func (c *Client) Call(ctx context.Context, conn *Connection, r *Request) (*Resul
 	if err != nil {
 		return res, err
 	}
-	a, derr := decode(r.Format, answer.Bytes(), r.GotoOK)
+	a, derr := w.decode(answer.Bytes(), r)
 	if derr != nil {
 		return res, answerError(res.Status, derr)
 	}
@@ -226,8 +240,7 @@ func answerError(status int, err error) *Error {
 }
 
 // attempt makes one request and reads its answer into out.
-func (c *Client) attempt(ctx context.Context, conn *Connection, r *Request, target string, body []byte, out *bytes.Buffer) (int, *Error) {
-	timeout := conn.timeout()
+func (c *Client) attempt(ctx context.Context, conn *Connection, w *wire, r *Request, target string, timeout time.Duration, body []byte, out *bytes.Buffer) (int, *Error) {
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
@@ -239,6 +252,9 @@ func (c *Client) attempt(ctx context.Context, conn *Connection, r *Request, targ
 	h["Accept"] = jsonType
 	h["User-Agent"] = userAgent
 	h[HeaderMessageID] = []string{r.MessageID}
+	for k, v := range w.headers {
+		h[k] = []string{v}
+	}
 	for k, v := range conn.Headers {
 		h.Set(k, v)
 	}
@@ -246,9 +262,10 @@ func (c *Client) attempt(ctx context.Context, conn *Connection, r *Request, targ
 		req.SetBasicAuth(conn.Auth.Username, conn.Auth.Password)
 	}
 	if conn.Token != "" {
-		if r.Format == FormatOpenAI {
-			h["Authorization"] = []string{"Bearer " + conn.Token}
-		} else {
+		if w.auth != nil {
+			w.auth(h, conn.Token)
+		}
+		if w.sign {
 			ts := strconv.FormatInt(c.now().Unix(), 10)
 			h[HeaderTimestamp] = []string{ts}
 			h[HeaderSignature] = []string{Sign(conn.Token, ts, body)}
@@ -276,7 +293,8 @@ func (c *Client) attempt(ctx context.Context, conn *Connection, r *Request, targ
 		if t := errorText(out.Bytes()); t != "" {
 			reason += ": " + t
 		}
-		return resp.StatusCode, &Error{Reason: reason, Status: resp.StatusCode, retry: resp.StatusCode >= 500}
+		retry, after := retryAdvice(resp.Header, w.retry(resp.StatusCode), c.now())
+		return resp.StatusCode, &Error{Reason: reason, Status: resp.StatusCode, retry: retry, after: after}
 	}
 	return resp.StatusCode, nil
 }

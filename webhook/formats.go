@@ -3,36 +3,102 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/url"
+	"net/http"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/storyflow/storyflow/engine"
 )
 
-// Format is the wire format of a webhook call.
+// Format is the wire format of a webhook call. Each format lives in its
+// own file (chatbot.go, messages.go, widget.go, openai.go, anthropic.go).
 type Format string
 
 // Formats.
 const (
 	// FormatChatbot is ChatBot.com's: the chat's data in, {responses, attributes} out (SPEC §3).
 	FormatChatbot Format = "chatbot"
-	// FormatMessages is the chatbot-platform style: the transcript as
+	// FormatMessages is the chatbot platform's AI webhook: the transcript as
 	// OpenAI-style messages in, {content, attachments, metadata} out.
 	FormatMessages Format = "messages"
 	// FormatWidget is the chat widget's: {prompt, session_id} in, {output} or rich content out.
 	FormatWidget Format = "widget"
-	// FormatOpenAI calls an OpenAI-compatible /v1/chat/completions endpoint.
+	// FormatOpenAI calls an OpenAI-compatible chat completions endpoint.
 	FormatOpenAI Format = "openai"
+	// FormatAnthropic calls Anthropic's Messages API.
+	FormatAnthropic Format = "anthropic"
 )
 
 // Formats lists the format names.
-var Formats = []string{string(FormatChatbot), string(FormatMessages), string(FormatWidget), string(FormatOpenAI)}
+var Formats = []string{string(FormatChatbot), string(FormatMessages), string(FormatWidget), string(FormatOpenAI), string(FormatAnthropic)}
 
-// DefaultHistory is how many messages the messages and openai formats send.
+// DefaultHistory is how many messages the formats with a history send.
 const DefaultHistory = 10
+
+// wire is what the client needs to know of a format.
+type wire struct {
+	// timeout is the default time of one attempt.
+	timeout time.Duration
+	// endpoint turns the connection's URL into the URL called (nil: as is).
+	endpoint func(raw string) string
+	encode   func(buf *bytes.Buffer, conn *Connection, r *Request) error
+	decode   func(body []byte, r *Request) (*Answer, error)
+	// sign adds X-Storyflow-Timestamp and -Signature when there is a token.
+	sign bool
+	// auth sends the connection's token as the service's credential.
+	auth func(h http.Header, token string)
+	// headers are set unless the connection sets them.
+	headers map[string]string
+	// retry tells which statuses are retried (network errors always are).
+	retry func(status int) bool
+}
+
+var wires = map[Format]*wire{
+	FormatChatbot: {timeout: DefaultTimeout, encode: encodeChatbot, sign: true, retry: retry5xx,
+		decode: func(body []byte, r *Request) (*Answer, error) { return DecodeAnswer(body, r.GotoOK) }},
+	FormatMessages:  messagesWire,
+	FormatWidget:    widgetWire,
+	FormatOpenAI:    openaiWire,
+	FormatAnthropic: anthropicWire,
+}
+
+func wireOf(f Format) (*wire, error) {
+	if f == "" {
+		f = FormatChatbot
+	}
+	w, ok := wires[f]
+	if !ok {
+		return nil, fmt.Errorf("unknown format %q", f)
+	}
+	return w, nil
+}
+
+// DefaultTimeoutOf is the default time of one attempt of format f.
+func DefaultTimeoutOf(f Format) time.Duration {
+	if w, err := wireOf(f); err == nil {
+		return w.timeout
+	}
+	return DefaultTimeout
+}
+
+// retry5xx is SPEC §3's rule: 5xx only.
+func retry5xx(status int) bool { return status >= 500 }
+
+// retryBusy retries 429 and 5xx (the AI webhook and widget documents list
+// 429 as "rate limit" and 503 as "service unavailable").
+func retryBusy(status int) bool { return status == 429 || status >= 500 }
+
+// retrySDK is the official OpenAI and Anthropic SDKs' rule: 408, 409, 429
+// and 5xx (529 "overloaded" included).
+func retrySDK(status int) bool {
+	return status == 408 || status == 409 || status == 429 || status >= 500
+}
+
+func bearer(h http.Header, token string) { h["Authorization"] = []string{"Bearer " + token} }
 
 // Request is the data of one webhook call.
 type Request struct {
@@ -45,27 +111,49 @@ type Request struct {
 	UserAttributes, Attributes map[string]any
 	// Input is the user input of the turn (the widget's prompt).
 	Input string
-	// Messages is the conversation window (messages and openai formats).
+	// Messages is the conversation window (messages, openai and anthropic).
 	Messages []Message
-	// Metadata is the chat's stored metadata (messages format).
-	Metadata map[string]any
-	// Model and System are the openai format's settings.
+	// Model and System are the openai and anthropic settings.
 	Model, System string
+	// Options are the model's request options (openai and anthropic).
+	Options ModelOptions
 	// GotoOK tells whether a goto button names a node (nil: any value).
 	GotoOK func(string) bool
 	// KeepBody keeps the raw answer in Result.Body (the API's test route).
 	KeepBody bool
 }
 
-// Message is one message of a conversation, OpenAI style.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+// ModelOptions are request options of the LLM formats; zero values are
+// not sent.
+type ModelOptions struct {
+	// Temperature (openai 0..2, anthropic 0..1) and TopP (0..1).
+	Temperature, TopP *float64
+	// MaxTokens caps the reply (anthropic requires it).
+	MaxTokens int
+	// MaxCompletionTokens is openai's newer name for it (o-series models).
+	MaxCompletionTokens int
+	// Stop sequences (openai: at most 4).
+	Stop []string
 }
 
+// Message is one message of a conversation, OpenAI style. A user message
+// may carry images (http(s) or data: URLs) after its text.
+type Message struct {
+	Role    string   `json:"role"`
+	Content string   `json:"content"`
+	Images  []string `json:"images,omitempty"`
+}
+
+// ErrNoInput is a call that would send the service nothing to answer: no
+// user message (messages, openai without a system message, anthropic) or
+// no prompt (widget). The request is not sent.
+var ErrNoInput = errors.New("nothing to send: the chat has no user input yet")
+
 // Window returns the conversation as messages: the transcript, then out
-// (responses of the turn not in it yet); consecutive messages of one role are
-// joined by a newline, and the last n are kept.
+// (responses of the turn not in it yet). Consecutive messages of one role
+// are joined by a newline, the last n are kept, and the window starts at a
+// user message (chat templates that need alternating roles refuse a first
+// assistant message).
 func Window(transcript []engine.Entry, out []engine.Response, n int) []Message {
 	if n <= 0 {
 		n = DefaultHistory
@@ -95,6 +183,19 @@ func Window(transcript []engine.Entry, out []engine.Response, n int) []Message {
 	}
 	if len(ms) > n {
 		ms = ms[len(ms)-n:]
+	}
+	for len(ms) > 0 && ms[0].Role != "user" {
+		ms = ms[1:]
+	}
+	return ms
+}
+
+// endTurn drops trailing assistant messages: a model asked to answer must
+// see the user's turn last (Anthropic would continue a last assistant
+// message as its own prefix).
+func endTurn(ms []Message) []Message {
+	for len(ms) > 0 && ms[len(ms)-1].Role == "assistant" {
+		ms = ms[:len(ms)-1]
 	}
 	return ms
 }
@@ -126,67 +227,12 @@ func ResponseText(r *engine.Response) string {
 	return ""
 }
 
-// endpoint returns the URL a format posts to: openai adds
-// /v1/chat/completions to a base URL.
-func endpoint(f Format, raw string) string {
-	if f != FormatOpenAI {
+// endpoint returns the URL format f posts to for the connection URL raw.
+func endpoint(w *wire, raw string) string {
+	if w.endpoint == nil {
 		return raw
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	p := strings.TrimSuffix(u.Path, "/")
-	switch {
-	case strings.HasSuffix(p, "/chat/completions"):
-		return raw
-	case strings.HasSuffix(p, "/v1"):
-		u.Path = p + "/chat/completions"
-	default:
-		u.Path = p + "/v1/chat/completions"
-	}
-	return u.String()
-}
-
-// encode writes the request body of r's format to buf.
-func encode(buf *bytes.Buffer, conn *Connection, r *Request) error {
-	switch r.Format {
-	case FormatChatbot, "":
-		return encodeChatbot(buf, conn, r)
-	case FormatMessages:
-		m := messagesRequest{
-			Messages: r.Messages, ConversationID: r.ChatID,
-			User:     messagesUser{ID: r.UserID, Name: str(r.UserAttributes["default_name"]), Email: str(r.UserAttributes["default_email"])},
-			Bot:      messagesBot{ID: r.StoryID, Name: r.StoryName},
-			Metadata: r.Metadata,
-		}
-		if m.Messages == nil {
-			m.Messages = []Message{}
-		}
-		if m.Metadata == nil {
-			m.Metadata = map[string]any{}
-		}
-		return encodeJSON(buf, &m)
-	case FormatWidget:
-		prompt := r.Input
-		if prompt == "" {
-			for i := len(r.Messages) - 1; i >= 0; i-- {
-				if r.Messages[i].Role == "user" {
-					prompt = r.Messages[i].Content
-					break
-				}
-			}
-		}
-		return encodeJSON(buf, &widgetRequest{Prompt: cut(prompt, 1000), SessionID: r.ChatID})
-	case FormatOpenAI:
-		o := openaiRequest{Model: r.Model, Messages: make([]Message, 0, len(r.Messages)+1)}
-		if r.System != "" {
-			o.Messages = append(o.Messages, Message{Role: "system", Content: r.System})
-		}
-		o.Messages = append(o.Messages, r.Messages...)
-		return encodeJSON(buf, &o)
-	}
-	return fmt.Errorf("unknown format %q", r.Format)
+	return w.endpoint(raw)
 }
 
 func str(v any) string {
@@ -204,410 +250,57 @@ func encodeJSON(buf *bytes.Buffer, v any) error {
 	return nil
 }
 
-type messagesRequest struct {
-	Messages       []Message      `json:"messages"`
-	ConversationID string         `json:"conversation_id"`
-	User           messagesUser   `json:"user"`
-	Bot            messagesBot    `json:"bot"`
-	Metadata       map[string]any `json:"metadata"`
-}
-
-type messagesUser struct {
-	ID    string `json:"id"`
-	Name  string `json:"name,omitempty"`
-	Email string `json:"email,omitempty"`
-}
-
-type messagesBot struct {
-	ID   string `json:"id"`
-	Name string `json:"name,omitempty"`
-}
-
-type widgetRequest struct {
-	Prompt    string `json:"prompt"`
-	SessionID string `json:"session_id"`
-}
-
-type openaiRequest struct {
-	Model    string    `json:"model"`
-	Messages []Message `json:"messages"`
-}
-
-// decode decodes a 2xx answer of format f.
-func decode(f Format, body []byte, gotoOK func(string) bool) (*Answer, error) {
-	switch f {
-	case FormatMessages:
-		return decodeMessages(body)
-	case FormatWidget:
-		return decodeWidget(body)
-	case FormatOpenAI:
-		return decodeOpenAI(body)
-	}
-	return DecodeAnswer(body, gotoOK)
-}
-
-type messagesAnswer struct {
-	Content     *string          `json:"content"`
-	Attachments []attachment     `json:"attachments"`
-	Metadata    *json.RawMessage `json:"metadata"`
-}
-
-type attachment struct {
-	Type     string `json:"type"`
-	URL      string `json:"url"`
-	Name     string `json:"name"`
-	Filename string `json:"filename"`
-	MimeType string `json:"mime_type"`
-}
-
-// decodeMessages reads {content, attachments, metadata}: content becomes
-// text responses, attachments image or file responses, and an object
-// metadata is stored in attributes.metadata.
-func decodeMessages(body []byte) (*Answer, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil, ErrNotJSON
-	}
-	if err := objectStart(body); err != nil {
-		return nil, err
-	}
-	var m messagesAnswer
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, typeError("", err)
-	}
-	a := &Answer{}
-	if m.Content != nil {
-		a.Responses = texts(*m.Content)
-	}
-	for i, at := range m.Attachments {
-		path := fmt.Sprintf("attachments[%d]", i)
-		typ := at.Type
-		if typ == "" {
-			typ = "file"
-			if strings.HasPrefix(at.MimeType, "image/") {
-				typ = "image"
-			}
-		}
-		r := engine.Response{Type: engine.TypeFile, FileURL: at.URL}
-		switch typ {
-		case "image":
-			r = engine.Response{Type: engine.TypeImage, ImageURL: at.URL}
-		case "file":
-		default:
-			return nil, invalid(path+".type", "must be image or file, got %q", typ)
-		}
-		if at.URL == "" {
-			return nil, invalid(path+".url", "is required")
-		}
-		if err := checkResponse(&r, nil); err != nil {
-			return nil, within(path, err)
-		}
-		a.Responses = append(a.Responses, r)
-	}
-	if len(a.Responses) == 0 {
-		return nil, invalid("content", "is required")
-	}
-	if m.Metadata != nil {
-		raw := bytes.TrimSpace(*m.Metadata)
-		switch {
-		case string(raw) == "null":
-		case len(raw) > 0 && raw[0] == '{':
-			var md map[string]any
-			if err := json.Unmarshal(raw, &md); err != nil {
-				return nil, typeError("metadata", err)
-			}
-			a.Attributes = map[string]any{"metadata": md}
-		default:
-			return nil, invalid("metadata", "must be an object")
-		}
-	}
-	return a, nil
-}
-
-type widgetAnswer struct {
-	Output            *string         `json:"output"`
-	Content           *string         `json:"content"`
-	ContentType       string          `json:"content_type"`
-	ContentAttributes json.RawMessage `json:"content_attributes"`
-}
-
-type widgetItem struct {
-	Title       string `json:"title"`
-	Description string `json:"description"`
-	Link        string `json:"link"`
-}
-
-type widgetCard struct {
-	Title       string `json:"title"`
-	Description string `json:"description"`
-	Image       string `json:"image"`
-	Link        string `json:"link"`
-	LinkText    string `json:"linkText"`
-	Price       string `json:"price"`
-}
-
-type widgetForm struct {
-	Title       string            `json:"title"`
-	Description string            `json:"description"`
-	Fields      []widgetFormField `json:"fields"`
-}
-
-type widgetFormField struct {
-	Label    string            `json:"label"`
-	ID       string            `json:"id"`
-	Required bool              `json:"required"`
-	Options  []json.RawMessage `json:"options"`
-}
-
-// decodeWidget reads {output} or {content, content_type, content_attributes}
-// and maps rich content onto storyflow's responses: an article's items become
-// texts (title, description, link), cards a cards response (a card without an
-// image becomes a text), a form a text listing its fields (and quick replies
-// for a field with 1..13 options).
-func decodeWidget(body []byte) (*Answer, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil, ErrNotJSON
-	}
-	if err := objectStart(body); err != nil {
-		return nil, err
-	}
-	var w widgetAnswer
-	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, typeError("", err)
-	}
-	a := &Answer{}
-	if w.Output != nil {
-		a.Responses = append(a.Responses, texts(*w.Output)...)
-	}
-	if w.Content != nil {
-		a.Responses = append(a.Responses, texts(*w.Content)...)
-	}
-	attrs := func(v any) error {
-		if len(w.ContentAttributes) == 0 {
-			return invalid("content_attributes", "is required for content_type %s", w.ContentType)
-		}
-		if err := json.Unmarshal(w.ContentAttributes, v); err != nil {
-			return typeError("content_attributes", err)
-		}
-		return nil
-	}
-	switch w.ContentType {
-	case "", "text":
-	case "article":
-		var ca struct {
-			Items []widgetItem `json:"items"`
-		}
-		if err := attrs(&ca); err != nil {
-			return nil, err
-		}
-		for _, it := range ca.Items {
-			a.Responses = append(a.Responses, texts(lines(it.Title, it.Description, it.Link))...)
-		}
-	case "card":
-		cards, err := widgetCards(w.ContentAttributes)
-		if err != nil {
-			return nil, err
-		}
-		a.Responses = append(a.Responses, cardResponses(cards)...)
-	case "form":
-		var ca struct {
-			Form widgetForm `json:"form"`
-		}
-		if err := attrs(&ca); err != nil {
-			return nil, err
-		}
-		a.Responses = append(a.Responses, formResponses(&ca.Form)...)
-	default:
-		return nil, invalid("content_type", "must be article, card or form, got %q", w.ContentType)
-	}
-	if len(a.Responses) == 0 {
-		return nil, invalid("output", "output or content is required")
-	}
-	for i := range a.Responses {
-		if err := checkResponse(&a.Responses[i], nil); err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
-}
-
-// widgetCards reads content_attributes.cards: {title, cards: [...]} or a list.
-func widgetCards(raw json.RawMessage) ([]widgetCard, error) {
-	var ca struct {
-		Cards json.RawMessage `json:"cards"`
-	}
-	if len(raw) == 0 {
-		return nil, invalid("content_attributes", "is required for content_type card")
-	}
-	if err := json.Unmarshal(raw, &ca); err != nil {
-		return nil, typeError("content_attributes", err)
-	}
-	c := bytes.TrimSpace(ca.Cards)
-	var cards []widgetCard
-	switch {
-	case len(c) > 0 && c[0] == '[':
-		if err := json.Unmarshal(c, &cards); err != nil {
-			return nil, typeError("content_attributes.cards", err)
-		}
-	case len(c) > 0 && c[0] == '{':
-		var group struct {
-			Cards []widgetCard `json:"cards"`
-		}
-		if err := json.Unmarshal(c, &group); err != nil {
-			return nil, typeError("content_attributes.cards", err)
-		}
-		cards = group.Cards
-	}
-	if len(cards) == 0 {
-		return nil, invalid("content_attributes.cards", "needs at least one card")
-	}
-	return cards, nil
-}
-
-func cardResponses(cards []widgetCard) []engine.Response {
-	var out []engine.Response
-	var elems []engine.Card
-	flush := func() {
-		for len(elems) > 0 {
-			n := min(len(elems), 10)
-			out = append(out, engine.Response{Type: engine.TypeCards, Elements: elems[:n:n]})
-			elems = elems[n:]
-		}
-	}
-	for _, wc := range cards {
-		title := firstNonEmpty(wc.Title, wc.Price, "Item")
-		if wc.Image == "" || utf8.RuneCountInString(wc.Image) > 2048 {
-			flush()
-			out = append(out, texts(lines(wc.Title, wc.Price, wc.Description, wc.Link))...)
-			continue
-		}
-		sub := wc.Description
-		if wc.Price != "" {
-			sub = strings.TrimSpace(wc.Price + " · " + wc.Description)
-			sub = strings.TrimSuffix(sub, " ·")
-		}
-		c := engine.Card{Title: cut(title, 80), Subtitle: cut(firstNonEmpty(sub, title), 80), ImageURL: wc.Image}
-		if wc.Link != "" && utf8.RuneCountInString(wc.Link) <= 2048 {
-			c.Buttons = []engine.Button{{Type: "url", Title: cut(firstNonEmpty(wc.LinkText, "Open"), 20), Value: wc.Link}}
-		} else {
-			c.Buttons = []engine.Button{{Type: "postback", Title: cut(title, 20), Value: cut(title, 2000)}}
-		}
-		elems = append(elems, c)
-	}
-	flush()
-	return out
-}
-
-func formResponses(f *widgetForm) []engine.Response {
-	out := texts(lines(f.Title, f.Description))
-	var labels []string
-	for _, fl := range f.Fields {
-		l := firstNonEmpty(fl.Label, fl.ID)
-		if l == "" {
-			continue
-		}
-		if fl.Required {
-			l += " (required)"
-		}
-		labels = append(labels, l)
-	}
-	if len(labels) > 0 {
-		out = append(out, texts("Please tell me: "+strings.Join(labels, ", "))...)
-	}
-	for _, fl := range f.Fields {
-		var bs []engine.Button
-		for _, o := range fl.Options {
-			label, value := option(o)
-			if label != "" && value != "" {
-				bs = append(bs, engine.Button{Type: "postback", Title: cut(label, 20), Value: cut(value, 2000)})
-			}
-		}
-		if len(bs) > 0 && len(bs) <= 13 {
-			out = append(out, engine.Response{Type: engine.TypeQuickReplies, Title: cut(firstNonEmpty(fl.Label, fl.ID, "Choose one"), 640), Buttons: bs})
-		}
-	}
-	return out
-}
-
-// option reads a form field option: "x" or {label, value}.
-func option(raw json.RawMessage) (label, value string) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, s
-	}
-	var o struct {
-		Label string `json:"label"`
-		Value any    `json:"value"`
-	}
-	if json.Unmarshal(raw, &o) == nil {
-		v := fmt.Sprint(o.Value)
-		if o.Value == nil {
-			v = o.Label
-		}
-		return firstNonEmpty(o.Label, v), v
-	}
-	return "", ""
-}
-
-type openaiAnswer struct {
-	Choices []struct {
-		Message struct {
-			Content *string `json:"content"`
-		} `json:"message"`
-	} `json:"choices"`
-}
-
-// decodeOpenAI reads choices[0].message.content as text.
-func decodeOpenAI(body []byte) (*Answer, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil, ErrNotJSON
-	}
-	if err := objectStart(body); err != nil {
-		return nil, err
-	}
-	var o openaiAnswer
-	if err := json.Unmarshal(body, &o); err != nil {
-		return nil, typeError("", err)
-	}
-	if len(o.Choices) == 0 || o.Choices[0].Message.Content == nil {
-		return nil, invalid("choices[0].message.content", "is required")
-	}
-	a := &Answer{Responses: texts(*o.Choices[0].Message.Content)}
-	if len(a.Responses) == 0 {
-		return nil, invalid("choices[0].message.content", "is empty")
-	}
-	for i := range a.Responses {
-		if err := checkResponse(&a.Responses[i], nil); err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
-}
-
-// errorText finds the message of an error answer: {"error": "…"} or
-// {"error": {"message": "…"}}, as one line of at most 200 characters.
+// errorText finds the reason in an error answer, as one line of at most 200
+// characters: {"error": "…"}, {"error": {"message": "…"}} (OpenAI,
+// Anthropic), {"output": "…"} (the widget document's apology) or
+// {"detail": "…"} (FastAPI; a list of {msg} is joined).
 func errorText(body []byte) string {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return ""
 	}
 	var e struct {
-		Error json.RawMessage `json:"error"`
+		Error  json.RawMessage `json:"error"`
+		Output json.RawMessage `json:"output"`
+		Detail json.RawMessage `json:"detail"`
 	}
-	if json.Unmarshal(body, &e) != nil || len(e.Error) == 0 {
+	if json.Unmarshal(body, &e) != nil {
 		return ""
 	}
 	var s string
-	if json.Unmarshal(e.Error, &s) != nil {
+	switch {
+	case len(e.Error) > 0 && json.Unmarshal(e.Error, &s) == nil:
+	case len(e.Error) > 0:
 		var o struct {
 			Message string `json:"message"`
 		}
-		if json.Unmarshal(e.Error, &o) != nil {
-			return ""
-		}
+		json.Unmarshal(e.Error, &o)
 		s = o.Message
+	case len(e.Output) > 0:
+		json.Unmarshal(e.Output, &s)
+	case len(e.Detail) > 0 && json.Unmarshal(e.Detail, &s) == nil:
+	case len(e.Detail) > 0:
+		var list []struct { // FastAPI's validation errors
+			Msg string `json:"msg"`
+			Loc []any  `json:"loc"`
+		}
+		json.Unmarshal(e.Detail, &list)
+		var parts []string
+		for _, d := range list {
+			if d.Msg == "" {
+				continue
+			}
+			if len(d.Loc) > 0 {
+				loc := make([]string, len(d.Loc))
+				for i, l := range d.Loc {
+					loc[i] = fmt.Sprint(l)
+				}
+				parts = append(parts, strings.Join(loc, ".")+": "+d.Msg)
+			} else {
+				parts = append(parts, d.Msg)
+			}
+		}
+		s = strings.Join(parts, "; ")
 	}
 	return cut(strings.Join(strings.Fields(s), " "), 200)
 }
@@ -634,6 +327,35 @@ func texts(s string) []engine.Response {
 		}
 	}
 	return out
+}
+
+// textAnswer is an answer of text responses, checked against SPEC §2.
+func textAnswer(path, s string) (*Answer, error) {
+	a := &Answer{Responses: texts(s)}
+	if len(a.Responses) == 0 {
+		return nil, invalid(path, "is empty")
+	}
+	for i := range a.Responses {
+		if err := checkResponse(&a.Responses[i], nil); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// decodeObject checks that body is a JSON object and decodes it into v.
+func decodeObject(body []byte, v any) error {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return ErrNotJSON
+	}
+	if err := objectStart(body); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return typeError("", err)
+	}
+	return nil
 }
 
 func lines(parts ...string) string {
@@ -680,6 +402,8 @@ func SampleRequest(f Format, storyID, storyName string) *Request {
 		Attributes:     map[string]any{},
 		Input:          "Hello",
 		Messages:       []Message{{Role: "user", Content: "Hello"}},
+		Model:          "test",
+		Options:        ModelOptions{MaxTokens: 16},
 		KeepBody:       true,
 	}
 }
