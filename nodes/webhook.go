@@ -2,9 +2,11 @@ package nodes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,10 +28,13 @@ type Webhook struct {
 	Routes  []engine.Route
 	Next    string
 	Failure string
-	// Model, System and History are the openai and messages settings.
+	// Model, System, History, Image and Options are the settings of the
+	// AI formats (messages, openai, anthropic).
 	Model   string
 	System  *engine.Template
 	History int
+	Image   *engine.Template
+	Options webhook.ModelOptions
 
 	client *webhook.Client
 	conns  webhook.Connections
@@ -49,19 +54,38 @@ const (
 	whModel   = "model"
 	whSystem  = "system"
 	whHistory = "history"
+	whImage   = "image"
+	whTemp    = "temperature"
+	whTopP    = "top_p"
+	whMaxTok  = "max_tokens"
+	whMaxComp = "max_completion_tokens"
+	whStop    = "stop"
 )
+
+// formatsWith tells which formats take a setting.
+var formatsWith = map[string][]webhook.Format{
+	whModel:   {webhook.FormatOpenAI, webhook.FormatAnthropic},
+	whSystem:  {webhook.FormatMessages, webhook.FormatOpenAI, webhook.FormatAnthropic},
+	whHistory: {webhook.FormatMessages, webhook.FormatOpenAI, webhook.FormatAnthropic},
+	whImage:   {webhook.FormatMessages, webhook.FormatOpenAI, webhook.FormatAnthropic},
+	whTemp:    {webhook.FormatOpenAI, webhook.FormatAnthropic},
+	whTopP:    {webhook.FormatOpenAI, webhook.FormatAnthropic},
+	whMaxTok:  {webhook.FormatOpenAI, webhook.FormatAnthropic},
+	whMaxComp: {webhook.FormatOpenAI},
+	whStop:    {webhook.FormatOpenAI, webhook.FormatAnthropic},
+}
 
 // connectionFields are the fields of a webhook connection.
 var connectionFields = []engine.Field{
 	{Name: "url", Kind: engine.KindString, Required: true, Description: "URL called with POST (http or https, 1..1024 characters)"},
-	{Name: "token", Kind: engine.KindString, Description: "signs each request (X-Storyflow-Signature); the openai format sends it as a bearer token"},
+	{Name: "token", Kind: engine.KindString, Description: "chatbot, widget: signs each request (X-Storyflow-Signature); messages: a bearer token that also signs; openai: a bearer token; anthropic: x-api-key"},
 	{Name: "headers", Kind: engine.KindAny, Description: "headers added to each request (1..10)"},
 	{Name: "auth", Kind: engine.KindObject, Description: "HTTP basic auth", Fields: []engine.Field{
 		{Name: "username", Kind: engine.KindString, Required: true, Description: "user name (1..1024)"},
 		{Name: "password", Kind: engine.KindString, Required: true, Description: "password (1..1024)"},
 	}},
-	{Name: "timeout", Kind: engine.KindDuration, Default: "10s", Description: "time for one attempt, answer included (at most 120s)"},
-	{Name: "retries", Kind: engine.KindInt, Default: 0, Description: "retries on network errors and 5xx, with exponential backoff (0..5)"},
+	{Name: "timeout", Kind: engine.KindDuration, Default: "10s", Description: "time for one attempt, answer included (at most 120s); default 10s, 30s for messages, 60s for openai and anthropic"},
+	{Name: "retries", Kind: engine.KindInt, Default: 0, Description: "retries on network errors and 5xx (also 429 except chatbot; 408 and 409 for openai, anthropic), with exponential backoff or the answer's Retry-After (0..5; default 0, 2 for openai and anthropic)"},
 }
 
 func init() {
@@ -80,15 +104,23 @@ func webhookSpec() engine.Spec {
 					map[string]any{"$ref": "#/$defs/connection"},
 				}}},
 			{Name: whFormat, Kind: engine.KindString, Default: string(webhook.FormatChatbot), Enum: webhook.Formats,
-				Description: "wire format: chatbot (SPEC §3), messages, widget or openai"},
+				Description: "wire format: chatbot (SPEC §3), messages, widget, openai or anthropic"},
 			{Name: whRoutes, Kind: engine.KindRoutes, Fields: engine.RouteFields,
 				Description: "list of {when, next} checked after a successful call (webhook.status holds the HTTP status)"},
 			{Name: whNext, Kind: engine.KindRef, Description: "node after a successful call when no route holds; none completes the chat"},
 			{Name: whFailure, Kind: engine.KindRef, Description: "node after a failed call (default: the story's onError, or an apology)"},
-			{Name: whModel, Kind: engine.KindString, Description: "openai: the model (required with format openai)"},
-			{Name: whSystem, Kind: engine.KindTemplate, Description: "openai: the system message (a template)"},
+			{Name: whModel, Kind: engine.KindString, Description: "openai, anthropic: the model (required)"},
+			{Name: whSystem, Kind: engine.KindTemplate, Description: "messages, openai, anthropic: the system message (a template)"},
 			{Name: whHistory, Kind: engine.KindInt, Default: webhook.DefaultHistory,
-				Description: "messages, openai: how many messages of the conversation to send (1..100)"},
+				Description: "messages, openai, anthropic: how many messages of the conversation to send (1..100)"},
+			{Name: whImage, Kind: engine.KindTemplate,
+				Description: "messages, openai, anthropic: an image URL (http, https or data:) sent with the last user message; empty sends none"},
+			{Name: whTemp, Kind: engine.KindNumber, Description: "openai (0..2), anthropic (0..1): sampling temperature"},
+			{Name: whTopP, Kind: engine.KindNumber, Description: "openai, anthropic: nucleus sampling (0..1)"},
+			{Name: whMaxTok, Kind: engine.KindInt, Description: "openai, anthropic: the longest reply in tokens (required with anthropic)"},
+			{Name: whMaxComp, Kind: engine.KindInt, Description: "openai: max_completion_tokens, for models that refuse max_tokens (o-series)"},
+			{Name: whStop, Kind: engine.KindAny, Description: "openai (at most 4), anthropic: stop sequences",
+				Schema: map[string]any{"type": "array", "items": map[string]any{"type": "string", "minLength": 1}, "minItems": 1}},
 		},
 	}
 }
@@ -108,37 +140,125 @@ func newWebhook(o Options) engine.Constructor {
 			Routes:  c.Routes(whRoutes),
 			Next:    c.Ref(whNext, "next", ""),
 			Failure: c.Ref(whFailure, "failure", "failure"),
-			Model:   c.String(whModel),
-			System:  c.Template(whSystem),
-			History: c.Int(whHistory, webhook.DefaultHistory),
 			client:  client, conns: o.Connections, rec: o.WebhookErrors, log: log,
 		}
 		if n.Format == "" {
 			n.Format = webhook.FormatChatbot
 		}
-		switch n.Format {
-		case webhook.FormatChatbot, webhook.FormatMessages, webhook.FormatWidget, webhook.FormatOpenAI:
-		default:
+		if !slices.Contains(webhook.Formats, string(n.Format)) {
 			c.Errorf(whFormat, "format %q unknown (want one of %s)", n.Format, strings.Join(webhook.Formats, ", "))
 		}
-		if n.Format == webhook.FormatOpenAI && !c.Has(whModel) {
-			c.Errorf("", "field model is required with format openai")
-		}
-		for _, f := range []string{whModel, whSystem} {
-			if c.Has(f) && n.Format != webhook.FormatOpenAI {
-				c.Errorf(f, "field %s only applies to format openai", f)
-			}
-		}
-		if c.Has(whHistory) {
-			if n.Format != webhook.FormatOpenAI && n.Format != webhook.FormatMessages {
-				c.Errorf(whHistory, "field history only applies to formats messages and openai")
-			} else if n.History < 1 || n.History > 100 {
-				c.Errorf(whHistory, "history must be 1 to 100, got %d", n.History)
-			}
-		}
+		n.readSettings(c)
 		n.Conn, n.Lookup = resolveConnection(c, o.Connections)
 		return n, nil
 	}
+}
+
+// DefaultLLMRetries is the retries of an openai or anthropic connection
+// that sets none: the official SDKs retry twice.
+const DefaultLLMRetries = 2
+
+func defaultRetries(f webhook.Format) int {
+	if f == webhook.FormatOpenAI || f == webhook.FormatAnthropic {
+		return DefaultLLMRetries
+	}
+	return 0
+}
+
+// readSettings reads the settings of the AI formats and reports those the
+// node's format does not take.
+func (n *Webhook) readSettings(c *engine.Config) {
+	for _, f := range []string{whModel, whSystem, whHistory, whImage, whTemp, whTopP, whMaxTok, whMaxComp, whStop} {
+		if c.Has(f) && !slices.Contains(formatsWith[f], n.Format) {
+			c.Errorf(f, "field %s only applies to format %s", f, formatList(formatsWith[f]))
+		}
+	}
+	n.Model = c.String(whModel)
+	n.System = c.Template(whSystem)
+	n.Image = c.Template(whImage)
+	n.History = c.Int(whHistory, webhook.DefaultHistory)
+	if c.Has(whHistory) && (n.History < 1 || n.History > 100) {
+		c.Errorf(whHistory, "history must be 1 to 100, got %d", n.History)
+	}
+	llm := n.Format == webhook.FormatOpenAI || n.Format == webhook.FormatAnthropic
+	if llm && !c.Has(whModel) {
+		c.Errorf("", "field model is required with format %s", n.Format)
+	}
+	if n.Format == webhook.FormatAnthropic && !c.Has(whMaxTok) {
+		c.Errorf("", "field max_tokens is required with format anthropic: the Messages API refuses a request without it")
+	}
+	o := &n.Options
+	maxTemp := 2.0
+	if n.Format == webhook.FormatAnthropic {
+		maxTemp = 1
+	}
+	if c.Has(whTemp) {
+		t := c.Number(whTemp, 0)
+		if t < 0 || t > maxTemp {
+			c.Errorf(whTemp, "temperature must be 0 to %g, got %g", maxTemp, t)
+		}
+		o.Temperature = &t
+	}
+	if c.Has(whTopP) {
+		p := c.Number(whTopP, 0)
+		if p < 0 || p > 1 {
+			c.Errorf(whTopP, "top_p must be 0 to 1, got %g", p)
+		}
+		o.TopP = &p
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{whMaxTok, &o.MaxTokens}, {whMaxComp, &o.MaxCompletionTokens}} {
+		if c.Has(f.name) {
+			if *f.v = c.Int(f.name, 0); *f.v < 1 {
+				c.Errorf(f.name, "%s must be at least 1, got %d", f.name, *f.v)
+			}
+		}
+	}
+	if c.Has(whMaxTok) && c.Has(whMaxComp) {
+		c.Errorf(whMaxComp, "set max_tokens or max_completion_tokens, not both")
+	}
+	if c.Has(whStop) {
+		o.Stop = c.Strings(whStop)
+		switch {
+		case len(o.Stop) == 0:
+			c.Errorf(whStop, "stop must hold at least one sequence")
+		case n.Format == webhook.FormatOpenAI && len(o.Stop) > 4:
+			c.Errorf(whStop, "stop must hold at most 4 sequences with format openai, got %d", len(o.Stop))
+		case slices.Contains(o.Stop, ""):
+			c.Errorf(whStop, "stop sequences must not be empty")
+		}
+	}
+}
+
+func formatList(fs []webhook.Format) string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = string(f)
+	}
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// NeedsInput tells the story linter that the node would send the service
+// nothing before the chat has user input: the request would be refused.
+func (n *Webhook) NeedsInput() string {
+	switch n.Format {
+	case webhook.FormatWidget:
+		return "format widget sends an empty prompt before the chat has user input, which the widget backend refuses: put a question before this node"
+	case webhook.FormatMessages:
+		return "format messages sends no messages before the chat has user input: put a question before this node"
+	case webhook.FormatAnthropic:
+		return "format anthropic sends no messages before the chat has user input, which the Messages API refuses: put a question before this node"
+	case webhook.FormatOpenAI:
+		if n.System == nil {
+			return "format openai sends no messages before the chat has user input and without a system message, which the API refuses: set system or put a question before this node"
+		}
+	}
+	return ""
 }
 
 // resolveConnection reads the node's webhook field: a name of the story's
@@ -199,7 +319,7 @@ func readConnection(node, cc *engine.Config, id, name string) *webhook.Connectio
 	conn := &webhook.Connection{
 		StoryID: node.Build().StoryID, ID: id, Name: name,
 		URL: cc.String("url"), Token: cc.String("token"), Headers: cc.StringMap("headers"),
-		Timeout: cc.Duration("timeout", 0), Retries: cc.Int("retries", 0),
+		Timeout: cc.Duration("timeout", 0), Retries: cc.Int("retries", defaultRetries(webhook.Format(node.String(whFormat)))),
 	}
 	if cc.Has("token") && conn.Token == "" {
 		cc.Errorf("token", "connection %s: token must be 1 to 1024 characters", name)
@@ -255,12 +375,27 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 		StoryID: t.Story.ID, StoryName: t.Story.Name, NodeID: t.Node.ID, NodeName: t.Node.Name,
 		UserAttributes: c.UserAttributes, Attributes: c.Attributes, Input: t.Input.Value(),
 		GotoOK: func(id string) bool { _, ok := t.Story.Nodes[id]; return ok },
-		Model:  n.Model,
+		Model:  n.Model, Options: n.Options,
 	}
 	switch n.Format {
-	case webhook.FormatMessages, webhook.FormatOpenAI:
+	case webhook.FormatMessages, webhook.FormatOpenAI, webhook.FormatAnthropic:
 		req.Messages = webhook.Window(c.Transcript, t.Output, n.History)
-		req.Metadata, _ = c.Attributes["metadata"].(map[string]any)
+		if n.Image != nil {
+			img, err := t.Render(n.Image)
+			if err != nil {
+				return engine.Result{}, err
+			}
+			if img = strings.TrimSpace(img); img != "" {
+				if !imageURL(img) {
+					return n.fail(ctx, t, nil, 0, fmt.Errorf("image must be an http, https or data:image URL, got %q", cutText(img, 40)))
+				}
+				if k := lastUser(req.Messages); k >= 0 {
+					req.Messages[k].Images = append(req.Messages[k].Images, img)
+				} else {
+					req.Messages = append(req.Messages, webhook.Message{Role: "user", Images: []string{img}})
+				}
+			}
+		}
 	case webhook.FormatWidget:
 		for i := len(c.Transcript) - 1; i >= 0 && req.Input == ""; i-- {
 			if e := c.Transcript[i]; e.From == "user" && e.Input != nil {
@@ -287,6 +422,9 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 	}
 	t.SetWebhookStatus(res.Status)
 	t.MergeAttributes(res.Answer.Attributes)
+	if res.Answer.Call != nil && len(res.Answer.Responses) > 0 {
+		t.NoteCall(res.Answer.Call)
+	}
 	for _, r := range res.Answer.Responses {
 		if r.Type == engine.TypeRandomText {
 			r = engine.Response{Type: engine.TypeText, Delay: r.Delay, Message: r.Messages[rand.IntN(len(r.Messages))]}
@@ -306,6 +444,27 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 	return engine.Goto(next), nil
 }
 
+// lastUser is the index of the last user message, or -1.
+func lastUser(ms []webhook.Message) int {
+	for k := len(ms) - 1; k >= 0; k-- {
+		if ms[k].Role == "user" {
+			return k
+		}
+	}
+	return -1
+}
+
+func imageURL(s string) bool {
+	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "data:image/")
+}
+
+func cutText(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
 func (n *Webhook) lookup(ctx context.Context, storyID string) (*webhook.Connection, bool, error) {
 	if n.conns == nil {
 		return nil, false, nil
@@ -323,7 +482,9 @@ func (n *Webhook) fail(ctx context.Context, t *engine.Turn, conn *webhook.Connec
 	name := n.Lookup
 	if conn != nil {
 		name = conn.Name
-		if n.rec != nil {
+		// Nothing to send is the story's doing, not the connection's.
+		story := errors.Is(err, webhook.ErrNoInput) || errors.Is(err, webhook.ErrPromptTooLong)
+		if n.rec != nil && !story {
 			n.rec.Record(ctx, conn, err.Error())
 		}
 	}
