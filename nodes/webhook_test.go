@@ -690,10 +690,10 @@ nodes:
   d: {type: webhook, webhook: {url: "https://x/"}, format: soap, failure: nowhere}`,
 			[]string{
 				`story.yaml:4:6: node "a" (webhook): field model is required with format openai`,
-				`story.yaml:5:76: node "b" (webhook): field model only applies to format openai`,
-				`story.yaml:5:88: node "b" (webhook): field history only applies to formats messages and openai`,
+				`story.yaml:5:76: node "b" (webhook): field model only applies to format openai and anthropic`,
+				`story.yaml:5:88: node "b" (webhook): field history only applies to format messages, openai and anthropic`,
 				`story.yaml:6:79: node "c" (webhook): history must be 1 to 100, got 0`,
-				`story.yaml:7:60: node "d" (webhook): format "soap" unknown (want one of chatbot, messages, widget, openai)`,
+				`story.yaml:7:60: node "d" (webhook): format "soap" unknown (want one of chatbot, messages, widget, openai, anthropic)`,
 				`story.yaml:7:75: node "d" (webhook): failure: node "nowhere" not found`,
 			}},
 		{"webhook missing", nil, `
@@ -730,7 +730,7 @@ func firstNode(src string) string {
 }
 
 func TestWebhookFormats(t *testing.T) {
-	t.Run("messages: transcript window, metadata kept", func(t *testing.T) {
+	t.Run("messages: transcript window, channel context, metadata in the transcript", func(t *testing.T) {
 		h := newHook(t, func(w http.ResponseWriter, r *http.Request, n int) {
 			fmt.Fprintf(w, `{"content":"answer %d","metadata":{"turn":%d}}`, n, n)
 		})
@@ -755,15 +755,25 @@ nodes:
 				map[string]any{"role": "user", "content": "second"},
 			},
 			"conversation_id": "c1",
-			"user":            map[string]any{"id": "u1", "name": "Ann"},
+			"user":            map[string]any{"id": "u1", "platform": "storyflow", "name": "Ann"},
 			"bot":             map[string]any{"id": "s", "name": "Support bot"},
-			"metadata":        map[string]any{"turn": 1.0},
+			"metadata": map[string]any{"channel": "storyflow", "chat_id": "c1",
+				"message_id": h.reqs[1].Header.Get("X-Storyflow-Message-Id")},
 		}
 		if got := h.body(t, 1); !reflect.DeepEqual(got, want) {
 			t.Errorf("request %v\nwant    %v", got, want)
 		}
-		if md := c.Attributes["metadata"]; !reflect.DeepEqual(md, map[string]any{"turn": 2.0}) {
-			t.Errorf("metadata %v", md)
+		if md, ok := c.Attributes["metadata"]; ok {
+			t.Errorf("answer metadata in attributes: %v", md)
+		}
+		var calls []map[string]any
+		for _, e := range c.Transcript {
+			if e.Call != nil {
+				calls = append(calls, e.Call.Metadata)
+			}
+		}
+		if want := []map[string]any{{"turn": 1.0}, {"turn": 2.0}}; !reflect.DeepEqual(calls, want) {
+			t.Errorf("metadata in the transcript %v, want %v", calls, want)
 		}
 	})
 	t.Run("widget: prompt is the input", func(t *testing.T) {
@@ -800,9 +810,8 @@ nodes:
 		if out := whRun(t, s, c, "help"); !reflect.DeepEqual(out, []string{"Sure.", "?"}) {
 			t.Errorf("output %q", out)
 		}
-		want := map[string]any{"model": "gpt-4o-mini", "messages": []any{
+		want := map[string]any{"model": "gpt-4o-mini", "messages": []any{ // starts with the user
 			map[string]any{"role": "system", "content": "You help pro customers."},
-			map[string]any{"role": "assistant", "content": "?"},
 			map[string]any{"role": "user", "content": "help"},
 		}}
 		if got := h.body(t, 0); !reflect.DeepEqual(got, want) {
@@ -823,7 +832,8 @@ func TestWebhookSpec(t *testing.T) {
 	for _, f := range spec.Fields {
 		names = append(names, f.Name)
 	}
-	if want := []string{"webhook", "format", "routes", "next", "failure", "model", "system", "history"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"webhook", "format", "routes", "next", "failure", "model", "system", "history",
+		"image", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("fields %v", names)
 	}
 	f, _ := spec.Field("webhook")

@@ -40,6 +40,44 @@ func (l *loader) warnGraph(s *engine.Story) {
 	for _, cyc := range g.silentCycles() {
 		l.warn(g.nodes[cyc[0]], "cycle with no question: "+g.cycleText(cyc))
 	}
+	g.warnBeforeInput(s, l)
+}
+
+// inputNeeder is a node that would send a service nothing before the chat
+// has user input (a webhook node of an AI format): NeedsInput says why, or
+// is empty when the node is fine without input.
+type inputNeeder interface {
+	NeedsInput() string
+}
+
+// warnBeforeInput warns at each inputNeeder that can run before any user
+// input: reachable from start (or onError) through nodes that do not wait.
+func (g *graph) warnBeforeInput(s *engine.Story, l *loader) {
+	seen := make([]bool, len(g.nodes))
+	var stack []int
+	push := func(id string) {
+		if i, ok := g.index[id]; ok && !seen[i] {
+			seen[i] = true
+			stack = append(stack, i)
+		}
+	}
+	push(s.Start)
+	push(s.OnError)
+	for len(stack) > 0 {
+		n := g.nodes[stack[len(stack)-1]]
+		stack = stack[:len(stack)-1]
+		if n.Waits {
+			continue
+		}
+		if ni, ok := n.Node.(inputNeeder); ok {
+			if msg := ni.NeedsInput(); msg != "" {
+				l.warn(n, msg)
+			}
+		}
+		for _, e := range n.Edges {
+			push(e.To)
+		}
+	}
 }
 
 func (l *loader) warn(n *engine.NodeInfo, msg string) {

@@ -81,7 +81,7 @@ type anthropicImage struct {
 // alternate (Window joins consecutive ones), and end with the user's turn.
 // The API refuses empty messages: without user input it is ErrNoInput.
 func encodeAnthropic(buf *bytes.Buffer, _ *Connection, r *Request) error {
-	ms := endTurn(r.Messages)
+	ms := turns(r.Messages)
 	if len(ms) == 0 {
 		return ErrNoInput
 	}

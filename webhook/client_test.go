@@ -409,3 +409,16 @@ func TestSampleRequest(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 }
+
+// capture is a loopback server that records the request body and answers.
+func capture(t *testing.T, status int, answer string) (*string, *http.Header, string) {
+	t.Helper()
+	var body string
+	var h http.Header
+	srv := server(t, func(w http.ResponseWriter, r *http.Request) {
+		body, h = string(must(io.ReadAll(r.Body))), r.Header
+		w.WriteHeader(status)
+		io.WriteString(w, answer)
+	})
+	return &body, &h, srv.URL
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -190,14 +191,27 @@ func Window(transcript []engine.Entry, out []engine.Response, n int) []Message {
 	return ms
 }
 
-// endTurn drops trailing assistant messages: a model asked to answer must
-// see the user's turn last (Anthropic would continue a last assistant
-// message as its own prefix).
-func endTurn(ms []Message) []Message {
-	for len(ms) > 0 && ms[len(ms)-1].Role == "assistant" {
+// turns makes ms fit the LLM APIs: it starts with the user, alternates
+// (consecutive messages of one role are joined) and ends with the user's
+// turn, which a model asked to answer must see last (Anthropic would
+// continue a last assistant message as its own prefix).
+func turns(ms []Message) []Message {
+	for len(ms) > 0 && ms[0].Role != "user" {
+		ms = ms[1:]
+	}
+	for len(ms) > 0 && ms[len(ms)-1].Role != "user" {
 		ms = ms[:len(ms)-1]
 	}
-	return ms
+	out := make([]Message, 0, len(ms))
+	for _, m := range ms {
+		if k := len(out) - 1; k >= 0 && out[k].Role == m.Role {
+			out[k].Content = lines(out[k].Content, m.Content)
+			out[k].Images = append(slices.Clip(out[k].Images), m.Images...)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // ResponseText is how a bot response reads as plain text.

@@ -97,7 +97,7 @@ func openaiMessages(ms []Message) []openaiMessage {
 // the conversation ending with the user's turn. The API refuses an empty
 // messages list: without a system message and user input it is ErrNoInput.
 func encodeOpenAI(buf *bytes.Buffer, _ *Connection, r *Request) error {
-	ms := endTurn(r.Messages)
+	ms := turns(r.Messages)
 	if r.System != "" {
 		ms = append([]Message{{Role: "system", Content: r.System}}, ms...)
 	}
