@@ -38,4 +38,3 @@ func TestWindow(t *testing.T) {
 		t.Errorf("Window(3) = %+v", got)
 	}
 }
-

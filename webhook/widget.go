@@ -303,4 +303,3 @@ func option(raw json.RawMessage) (label, value string) {
 	}
 	return "", ""
 }
-
