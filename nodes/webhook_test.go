@@ -696,6 +696,24 @@ nodes:
 				`story.yaml:7:60: node "d" (webhook): format "soap" unknown (want one of chatbot, messages, widget, openai, anthropic)`,
 				`story.yaml:7:75: node "d" (webhook): failure: node "nowhere" not found`,
 			}},
+		{"AI settings", nil, `
+nodes:
+  a: {type: webhook, webhook: {url: "https://x/"}, format: anthropic, model: m, next: b}
+  b: {type: webhook, webhook: {url: "https://x/"}, format: anthropic, model: m, max_tokens: 0, temperature: 1.5, next: c}
+  c: {type: webhook, webhook: {url: "https://x/"}, format: openai, model: m, top_p: 2, stop: [a, b, c, d, e], next: d}
+  d: {type: webhook, webhook: {url: "https://x/"}, format: openai, model: m, max_tokens: 5, max_completion_tokens: 5, next: e}
+  e: {type: webhook, webhook: {url: "https://x/"}, format: widget, system: s, image: i, temperature: 1}`,
+			[]string{
+				`story.yaml:4:6: node "a" (webhook): field max_tokens is required with format anthropic: the Messages API refuses a request without it`,
+				`story.yaml:5:93: node "b" (webhook): max_tokens must be at least 1, got 0`,
+				`story.yaml:5:109: node "b" (webhook): temperature must be 0 to 1, got 1.5`,
+				`story.yaml:6:85: node "c" (webhook): top_p must be 0 to 1, got 2`,
+				`story.yaml:6:94: node "c" (webhook): stop must hold at most 4 sequences with format openai, got 5`,
+				`story.yaml:7:116: node "d" (webhook): set max_tokens or max_completion_tokens, not both`,
+				`story.yaml:8:76: node "e" (webhook): field system only applies to format messages, openai and anthropic`,
+				`story.yaml:8:86: node "e" (webhook): field image only applies to format messages, openai and anthropic`,
+				`story.yaml:8:102: node "e" (webhook): field temperature only applies to format openai and anthropic`,
+			}},
 		{"webhook missing", nil, `
 nodes:
   call: {type: webhook}`,
@@ -915,5 +933,143 @@ nodes:
 	whRun(t, s, c, "")
 	if out := whRun(t, s, c, "x"); !reflect.DeepEqual(out, []string{"sorry", "?"}) {
 		t.Errorf("output %q", out)
+	}
+}
+
+// TestWebhookAIUsage: the model, stop reason and tokens of an openai or
+// anthropic call are kept on the transcript entry of its first response,
+// and written with the transcript.
+func TestWebhookAIUsage(t *testing.T) {
+	tests := []struct {
+		format, extra, answer, path string
+		want                        engine.Call
+		request                     map[string]any
+	}{
+		{format: "openai", extra: "temperature: 0.3\n    max_tokens: 64\n    stop: [END]",
+			answer: `{"model":"gpt-x-1","choices":[{"message":{"role":"assistant","content":"Sure."},"finish_reason":"stop"}],"usage":{"prompt_tokens":30,"completion_tokens":2}}`,
+			path:   "/v1/chat/completions",
+			want:   engine.Call{Format: "openai", Model: "gpt-x-1", StopReason: "stop", InputTokens: 30, OutputTokens: 2},
+			request: map[string]any{"model": "m1", "temperature": 0.3, "max_tokens": 64.0, "stop": []any{"END"}, "messages": []any{
+				map[string]any{"role": "system", "content": "Help pro customers."},
+				map[string]any{"role": "user", "content": []any{
+					map[string]any{"type": "text", "text": "what is this?"},
+					map[string]any{"type": "image_url", "image_url": map[string]any{"url": "https://cdn.example/p.jpg"}}}}}}},
+		{format: "anthropic", extra: "max_tokens: 200\n    top_p: 0.5",
+			answer: `{"type":"message","model":"claude-x","content":[{"type":"text","text":"Sure."}],"stop_reason":"end_turn","usage":{"input_tokens":40,"output_tokens":2,"cache_read_input_tokens":5}}`,
+			path:   "/v1/messages",
+			want:   engine.Call{Format: "anthropic", Model: "claude-x", StopReason: "end_turn", InputTokens: 45, OutputTokens: 2},
+			request: map[string]any{"model": "m1", "max_tokens": 200.0, "top_p": 0.5, "system": "Help pro customers.", "messages": []any{
+				map[string]any{"role": "user", "content": []any{
+					map[string]any{"type": "image", "source": map[string]any{"type": "url", "url": "https://cdn.example/p.jpg"}},
+					map[string]any{"type": "text", "text": "what is this?"}}}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			h := newHook(t, answers(200, tt.answer))
+			s := whLoad(t, fmt.Sprintf(`
+id: s
+start: ask
+attributes: {plan: pro, photo: "https://cdn.example/p.jpg"}
+nodes:
+  ask: {type: question, responses: [{type: text, message: "Ask me"}], next: ai}
+  ai:
+    type: webhook
+    webhook: {url: %q, token: k}
+    format: %s
+    model: m1
+    system: "Help {{ attributes.plan }} customers."
+    image: "{{ attributes.photo }}"
+    %s
+    next: ask
+`, h.URL, tt.format, tt.extra), nodes.Options{})
+			c := engine.NewChat(s, "c1", "", "", nil, nil)
+			whRun(t, s, c, "")
+			if out := whRun(t, s, c, "what is this?"); !reflect.DeepEqual(out, []string{"Sure.", "Ask me"}) {
+				t.Fatalf("output %q", out)
+			}
+			if got := h.body(t, 0); !reflect.DeepEqual(got, tt.request) {
+				t.Errorf("request %v\nwant    %v", got, tt.request)
+			}
+			if p := h.reqs[0].URL.Path; p != tt.path {
+				t.Errorf("path %s", p)
+			}
+			var calls []engine.Call
+			for _, e := range c.Transcript {
+				if e.Call != nil {
+					calls = append(calls, *e.Call)
+					if e.Response == nil || e.Response.Message != "Sure." {
+						t.Errorf("call on entry %+v", e)
+					}
+				}
+			}
+			if !reflect.DeepEqual(calls, []engine.Call{tt.want}) {
+				t.Fatalf("calls %+v, want %+v", calls, tt.want)
+			}
+			b, _ := json.Marshal(c.Transcript)
+			var back []engine.Entry
+			if err := json.Unmarshal(b, &back); err != nil || !slices.ContainsFunc(back, func(e engine.Entry) bool { return e.Call != nil && reflect.DeepEqual(*e.Call, tt.want) }) {
+				t.Errorf("transcript JSON %s", b)
+			}
+		})
+	}
+}
+
+// TestWebhookBeforeInput: an AI-format node that can run before any user
+// input is a load warning; at run time it sends nothing, takes the failure
+// branch and leaves the connection's error alone.
+func TestWebhookBeforeInput(t *testing.T) {
+	tests := []struct {
+		name, nodes string
+		warning     string
+	}{
+		{"openai without system", "  ai: {type: webhook, webhook: crm, format: openai, model: m, next: done}\n",
+			`story.yaml:6:3: warning: node "ai" (webhook): format openai sends no messages before the chat has user input and without a system message, which the API refuses: set system or put a question before this node`},
+		{"openai with system", "  ai: {type: webhook, webhook: crm, format: openai, model: m, system: Greet the user., next: done}\n", ""},
+		{"anthropic", "  ai: {type: webhook, webhook: crm, format: anthropic, model: m, max_tokens: 10, system: Greet., next: done}\n",
+			`story.yaml:6:3: warning: node "ai" (webhook): format anthropic sends no messages before the chat has user input, which the Messages API refuses: put a question before this node`},
+		{"messages", "  ai: {type: webhook, webhook: crm, format: messages, next: done}\n",
+			`story.yaml:6:3: warning: node "ai" (webhook): format messages sends no messages before the chat has user input: put a question before this node`},
+		{"widget", "  ai: {type: webhook, webhook: crm, format: widget, next: done}\n",
+			`story.yaml:6:3: warning: node "ai" (webhook): format widget sends an empty prompt before the chat has user input, which the widget backend refuses: put a question before this node`},
+		{"chatbot", "  ai: {type: webhook, webhook: crm, next: done}\n", ""},
+		{"after a question", "  ai: {type: question, responses: [{type: text, message: \"?\"}], next: ai2}\n  ai2: {type: webhook, webhook: crm, format: anthropic, model: m, max_tokens: 10, next: done}\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHook(t, answers(200, `{}`))
+			errs := webhook.NewErrors()
+			src := fmt.Sprintf("id: s\nstart: hi\nwebhooks: {crm: {url: %q}}\nnodes:\n  hi: {type: message, responses: [{type: text, message: Hi}], next: ai}\n  done: {type: end, responses: [{type: text, message: done}]}\n  sorry: {type: end, responses: [{type: text, message: sorry}]}\n", h.URL)
+			src = strings.Replace(src, "  done:", "\n"+tt.nodes+"  done:", 1)
+			src = strings.Replace(src, "next: done}\n", "next: done, failure: sorry}\n", 1)
+			src = strings.ReplaceAll(src, "\n\n", "\n")
+			s, lints, err := stories.Load("story.yaml", []byte(src), stories.Options{Registry: nodes.NewRegistry(nodes.Options{Webhooks: fast, WebhookErrors: errs, Logger: slog.New(slog.DiscardHandler)})})
+			if err != nil {
+				t.Fatalf("load: %v\n%s", err, src)
+			}
+			var warnings []string
+			for _, l := range lints {
+				if l.Warning {
+					warnings = append(warnings, l.String())
+				}
+			}
+			want := []string{}
+			if tt.warning != "" {
+				want = []string{tt.warning}
+			}
+			if !reflect.DeepEqual(append([]string{}, warnings...), want) {
+				t.Fatalf("warnings %q\nwant     %q\n%s", warnings, want, src)
+			}
+			if tt.warning == "" {
+				return
+			}
+			c := engine.NewChat(s, "c1", "", "", nil, nil)
+			out := whRun(t, s, c, "")
+			if !reflect.DeepEqual(out, []string{"Hi", "sorry"}) || h.calls() != 0 {
+				t.Errorf("output %q, %d calls", out, h.calls())
+			}
+			if e := errs.Get("s", "crm"); e != "" {
+				t.Errorf("connection error %q", e)
+			}
+		})
 	}
 }

@@ -76,6 +76,8 @@ func TestAppendEntry(t *testing.T) {
 		{"bot", engine.Entry{Seq: 8, From: "bot", Node: "n", Response: &engine.Response{Type: engine.TypeText, Message: "ok", Buttons: []engine.Button{{Type: "postback", Title: "t", Value: "v"}}},
 			Time: now.In(time.FixedZone("X", 5400))}, true},
 		{"zero", engine.Entry{}, true},
+		{"model call", engine.Entry{Seq: 9, From: "bot", Response: &engine.Response{Type: "text", Message: "hi"},
+			Call: &engine.Call{Format: "anthropic", Model: "m", StopReason: "end_turn", InputTokens: 10, OutputTokens: 3}}, false},
 		{"invalid utf-8", engine.Entry{From: "user", Input: &engine.Input{Text: "\xff"}}, false},
 		{"year -1", engine.Entry{From: "bot", Time: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}, false},
 	}
