@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,7 +43,14 @@ type Webhook struct {
 	log    *slog.Logger
 }
 
-var _ engine.Node = (*Webhook)(nil)
+var (
+	_ engine.Node    = (*Webhook)(nil)
+	_ engine.Resumer = (*Webhook)(nil)
+)
+
+// FormAttribute holds a widget form being filled in the chat (its fields,
+// the answers so far and the field asked); it is removed once submitted.
+const FormAttribute = "widget_form"
 
 // Webhook node fields.
 const (
@@ -355,19 +363,12 @@ func readConnection(node, cc *engine.Config, id, name string) *webhook.Connectio
 
 // Run implements engine.Node.
 func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error) {
-	conn := n.Conn
+	if n.Format == webhook.FormatWidget {
+		delete(t.Chat.Attributes, FormAttribute) // a form left unfinished
+	}
+	conn, failed, err := n.connection(ctx, t)
 	if conn == nil {
-		found, ok, err := n.lookup(ctx, t.Story.ID)
-		if err != nil {
-			if ctx.Err() != nil {
-				return engine.Result{}, ctx.Err()
-			}
-			return n.fail(ctx, t, nil, 0, err)
-		}
-		if !ok {
-			return n.fail(ctx, t, nil, 0, fmt.Errorf("connection %q not found", n.Lookup))
-		}
-		conn = found
+		return failed, err
 	}
 	c := t.Chat
 	req := webhook.Request{
@@ -431,6 +432,96 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 		}
 		t.Send(r)
 	}
+	if f := res.Answer.Form; f != nil {
+		return n.ask(t, f)
+	}
+	return n.next(t)
+}
+
+// connection returns the node's connection; nil with the result to return
+// when it cannot be found.
+func (n *Webhook) connection(ctx context.Context, t *engine.Turn) (*webhook.Connection, engine.Result, error) {
+	if n.Conn != nil {
+		return n.Conn, engine.Result{}, nil
+	}
+	found, ok, err := n.lookup(ctx, t.Story.ID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, engine.Result{}, ctx.Err()
+		}
+		res, err := n.fail(ctx, t, nil, 0, err)
+		return nil, res, err
+	}
+	if !ok {
+		res, err := n.fail(ctx, t, nil, 0, fmt.Errorf("connection %q not found", n.Lookup))
+		return nil, res, err
+	}
+	return found, engine.Result{}, nil
+}
+
+// ask keeps the form in the chat, asks its next field and waits.
+func (n *Webhook) ask(t *engine.Turn, f *webhook.Form) (engine.Result, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return engine.Result{}, fmt.Errorf("keep form: %w", err)
+	}
+	var state map[string]any
+	if err := json.Unmarshal(b, &state); err != nil {
+		return engine.Result{}, fmt.Errorf("keep form: %w", err)
+	}
+	t.Chat.Attributes[FormAttribute] = state
+	t.Send(f.Fields[f.Next].Ask()...)
+	return engine.Result{Wait: true}, nil
+}
+
+// Resume implements engine.Resumer: the answer to a form's field. Once
+// every field is answered the form is submitted and the node goes on as
+// after a successful call. Without a form pending the node runs anew.
+func (n *Webhook) Resume(ctx context.Context, t *engine.Turn) (engine.Result, error) {
+	var f webhook.Form
+	state, ok := t.Chat.Attributes[FormAttribute].(map[string]any)
+	if ok {
+		b, err := json.Marshal(state)
+		ok = err == nil && json.Unmarshal(b, &f) == nil && f.Next >= 0 && f.Next < len(f.Fields)
+	}
+	if !ok {
+		return n.Run(ctx, t)
+	}
+	field := &f.Fields[f.Next]
+	v, valid, hint := field.Parse(t.Input.Value())
+	if !valid {
+		t.Send(engine.Response{Type: engine.TypeText, Delay: engine.DefaultDelay, Message: hint})
+		t.Send(field.Ask()...)
+		return engine.Result{Wait: true}, nil
+	}
+	if f.Values == nil {
+		f.Values = map[string]any{}
+	}
+	if v != nil {
+		f.Values[field.ID] = v
+	}
+	if f.Next++; f.Next < len(f.Fields) {
+		return n.ask(t, &f)
+	}
+	delete(t.Chat.Attributes, FormAttribute)
+	conn, res, err := n.connection(ctx, t)
+	if conn == nil {
+		return res, err
+	}
+	status, rs, err := n.client.Submit(ctx, conn, &f)
+	if err != nil {
+		if ctx.Err() != nil {
+			return engine.Result{}, ctx.Err()
+		}
+		return n.fail(ctx, t, conn, status, err)
+	}
+	t.SetWebhookStatus(status)
+	t.Send(rs...)
+	return n.next(t)
+}
+
+// next picks the first route that holds, else Next.
+func (n *Webhook) next(t *engine.Turn) (engine.Result, error) {
 	next, ok, err := t.Pick(n.Routes)
 	if err != nil {
 		return engine.Result{}, err

@@ -1073,3 +1073,61 @@ func TestWebhookBeforeInput(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookWidgetForm: a widget form with a submitUrl is filled in the
+// chat, field by field with the field types checked, then posted to the
+// submitUrl; its message is sent and the node goes on.
+func TestWebhookWidgetForm(t *testing.T) {
+	var h *hook
+	h = newHook(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if r.URL.Path == "/contact-form" {
+			io.WriteString(w, `{"success":true,"message":"Thank you! We received your message."}`)
+			return
+		}
+		fmt.Fprintf(w, `{"content":"I'd be happy to help you get in touch:","content_type":"form","content_attributes":{"form":{
+			"title":"Contact Us","submitUrl":%q,"fields":[
+			{"id":"email","type":"email","label":"Email Address","required":true},
+			{"id":"topic","type":"select","label":"Topic","options":["Sales",{"label":"Support","value":"support"}],"required":true},
+			{"id":"age","type":"number","label":"Age"}]}}}`, h.URL+"/contact-form")
+	})
+	s := whLoad(t, fmt.Sprintf(`
+id: s
+start: ask
+nodes:
+  ask: {type: question, responses: [{type: text, message: "How can I help?"}], next: w}
+  w: {type: webhook, webhook: {url: %q, token: secret}, format: widget, next: done}
+  done: {type: end, responses: [{type: text, message: "Bye"}]}
+`, h.URL), nodes.Options{})
+	c := engine.NewChat(s, "c1", "", "", nil, nil)
+	whRun(t, s, c, "")
+	steps := []struct {
+		in   string
+		want []string
+	}{
+		{"contact", []string{"I'd be happy to help you get in touch:", "Contact Us", "Email Address (an email address)"}},
+		{"not an email", []string{"Please enter an email address.", "Email Address (an email address)"}},
+		{"ann@example.com", []string{"Topic"}},
+		{"support", []string{"Age (a number)"}},
+		{"skip", []string{"Thank you! We received your message.", "Bye"}},
+	}
+	for i, st := range steps {
+		if out := whRun(t, s, c, st.in); !reflect.DeepEqual(out, st.want) {
+			t.Fatalf("step %d %q: output %q, want %q", i, st.in, out, st.want)
+		}
+		if i < len(steps)-1 && (c.Node != "w" || !c.Waiting) {
+			t.Fatalf("step %d: chat at %s, waiting %v", i, c.Node, c.Waiting)
+		}
+	}
+	if h.calls() != 2 {
+		t.Fatalf("%d calls", h.calls())
+	}
+	if got := h.body(t, 1); !reflect.DeepEqual(got, map[string]any{"email": "ann@example.com", "topic": "support"}) {
+		t.Errorf("submitted %v", got)
+	}
+	if r := h.reqs[1]; !strings.HasPrefix(r.Header.Get("X-Storyflow-Signature"), "sha256=") {
+		t.Error("submission not signed")
+	}
+	if _, ok := c.Attributes[nodes.FormAttribute]; ok || c.Status != engine.StatusCompleted {
+		t.Errorf("attributes %v, status %s", c.Attributes, c.Status)
+	}
+}

@@ -21,6 +21,8 @@ type Answer struct {
 	// Call is what the call cost and why the model stopped (LLM formats;
 	// messages when the answer has metadata), for the transcript.
 	Call *engine.Call `json:"-"`
+	// Form is a widget form to fill in the chat and submit (widget format).
+	Form *Form `json:"-"`
 }
 
 // ErrNotJSON is an answer body that is not JSON.

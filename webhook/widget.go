@@ -93,8 +93,9 @@ type widgetFormField struct {
 // and maps rich content onto storyflow's responses: an article's items become
 // texts (title, description, link), cards a cards response after the group's
 // title (a card without an image becomes a text), a form a text listing its
-// fields with their types, quick replies for a select, radio or checkbox
-// field, and the form itself in Answer.Form.
+// fields with their types and quick replies for a select, radio or
+// checkbox field; a form with a submitUrl is Answer.Form, to be filled in
+// the chat and submitted (form.go).
 func decodeWidget(body []byte) (*Answer, error) {
 	var w widgetAnswer
 	if err := decodeObject(body, &w); err != nil {
@@ -142,11 +143,20 @@ func decodeWidget(body []byte) (*Answer, error) {
 		if err := attrs(&ca); err != nil {
 			return nil, err
 		}
-		a.Responses = append(a.Responses, formResponses(&ca.Form)...)
+		form, err := newForm(&ca.Form)
+		if err != nil {
+			return nil, err
+		}
+		if form != nil {
+			a.Form = form
+			a.Responses = append(a.Responses, texts(lines(ca.Form.Title, ca.Form.Description))...)
+		} else {
+			a.Responses = append(a.Responses, formResponses(&ca.Form)...)
+		}
 	default:
 		return nil, invalid("content_type", "must be article, card or form, got %q", w.ContentType)
 	}
-	if len(a.Responses) == 0 {
+	if len(a.Responses) == 0 && a.Form == nil {
 		return nil, invalid("output", "output or content is required")
 	}
 	for i := range a.Responses {

@@ -40,6 +40,7 @@ func TestWidget(t *testing.T) {
 		conn     webhook.Connection
 		replies  []reply
 		want     []engine.Response
+		form     *webhook.Form
 		reason   string
 		attempts int
 	}{
@@ -62,13 +63,21 @@ func TestWidget(t *testing.T) {
 		{name: "cards as a list", replies: []reply{{200, nil, `{"content_type":"card","content_attributes":{"cards":[{"title":"A","image":"https://e/a.jpg"}]}}`}},
 			want: []engine.Response{{Type: "cards", Delay: 1000, Elements: []engine.Card{{Title: "A", Subtitle: "A", ImageURL: "https://e/a.jpg",
 				Buttons: []engine.Button{{Type: "postback", Title: "A", Value: "A"}}}}}}},
-		{name: "form: field types", replies: []reply{{200, nil, `{"content":"Get in touch:","content_type":"form","content_attributes":{"form":{"title":"Contact Us","description":"We reply soon","submitUrl":"https://x/contact",
+		{name: "form without submitUrl: a listing with the field types", replies: []reply{{200, nil, `{"content":"Get in touch:","content_type":"form","content_attributes":{"form":{"title":"Contact Us","description":"We reply soon",
 			"fields":[{"id":"name","type":"text","label":"Your Name","required":true},{"id":"email","type":"email","label":"Email Address","required":true},
 			{"id":"topic","type":"select","label":"Topic","options":["Sales",{"label":"Support","value":"support"}]},{"id":"news","type":"checkbox","label":"Newsletter"}]}}}`}},
 			want: []engine.Response{text("Get in touch:"), text("Contact Us\nWe reply soon"),
 				text("Please tell me: Your Name (required), Email Address (an email address, required), Topic, Newsletter"),
 				{Type: "quickReplies", Delay: 1000, Title: "Topic", Buttons: []engine.Button{{Type: "postback", Title: "Sales", Value: "Sales"}, {Type: "postback", Title: "Support", Value: "support"}}},
 				{Type: "quickReplies", Delay: 1000, Title: "Newsletter", Buttons: []engine.Button{{Type: "postback", Title: "Yes", Value: "yes"}, {Type: "postback", Title: "No", Value: "no"}}}}},
+		{name: "form with submitUrl: filled in the chat", replies: []reply{{200, nil, `{"content":"Get in touch:","content_type":"form","content_attributes":{"form":{"title":"Contact Us","submitUrl":"https://x/contact",
+			"fields":[{"id":"email","type":"email","label":"Email Address","required":true},{"id":"topic","type":"select","label":"Topic","options":["Sales",{"label":"Support","value":"support"}]}]}}}`}},
+			want: []engine.Response{text("Get in touch:"), text("Contact Us")},
+			form: &webhook.Form{SubmitURL: "https://x/contact", Values: map[string]any{}, Fields: []webhook.FormField{
+				{ID: "email", Type: "email", Label: "Email Address", Required: true},
+				{ID: "topic", Type: "select", Label: "Topic", Options: []webhook.FormOption{{Label: "Sales", Value: "Sales"}, {Label: "Support", Value: "support"}}}}}},
+		{name: "form with a bad submitUrl", replies: []reply{{200, nil, `{"content_type":"form","content_attributes":{"form":{"submitUrl":"/contact","fields":[{"id":"a"}]}}}`}},
+			reason: "Invalid response: content_attributes.form.submitUrl: must be an http or https URL"},
 		{name: "500 with the document's apology", replies: []reply{{500, nil, `{"output":"I'm sorry, I'm experiencing technical difficulties. Please try again."}`}},
 			reason: "Request failed with status code 500: I'm sorry, I'm experiencing technical difficulties. Please try again."},
 		{name: "FastAPI detail", replies: []reply{{500, nil, `{"detail":"I'm sorry, I'm experiencing technical difficulties."}`}},
@@ -133,6 +142,39 @@ func TestWidget(t *testing.T) {
 			if !reflect.DeepEqual(res.Answer.Responses, tt.want) {
 				t.Errorf("responses %+v\nwant      %+v", res.Answer.Responses, tt.want)
 			}
+			if !reflect.DeepEqual(res.Answer.Form, tt.form) {
+				t.Errorf("form %+v\nwant %+v", res.Answer.Form, tt.form)
+			}
 		})
+	}
+}
+
+func TestFormFieldParse(t *testing.T) {
+	tests := []struct {
+		field webhook.FormField
+		in    string
+		want  any
+		hint  string
+	}{
+		{webhook.FormField{Type: "email", Label: "Email", Required: true}, "ann@example.com", "ann@example.com", ""},
+		{webhook.FormField{Type: "email", Label: "Email", Required: true}, "Ann <ann@example.com>", nil, "Please enter an email address."},
+		{webhook.FormField{Type: "email", Label: "Email", Required: true}, " ", nil, "Email is required."},
+		{webhook.FormField{Type: "number", Label: "Age"}, "42", 42.0, ""},
+		{webhook.FormField{Type: "number", Label: "Age"}, "skip", nil, ""},
+		{webhook.FormField{Type: "number", Label: "Age"}, "forty", nil, "Please enter a number."},
+		{webhook.FormField{Type: "tel", Label: "Phone"}, "+44 20 7946 0000", "+44 20 7946 0000", ""},
+		{webhook.FormField{Type: "date", Label: "Day"}, "2026-02-30", nil, "Please enter a date as YYYY-MM-DD."},
+		{webhook.FormField{Type: "date", Label: "Day"}, "2026-02-28", "2026-02-28", ""},
+		{webhook.FormField{Type: "url", Label: "Site"}, "ftp://x", nil, "Please enter a URL (https://…)."},
+		{webhook.FormField{Type: "checkbox", Label: "News"}, "Yes", true, ""},
+		{webhook.FormField{Type: "select", Label: "Topic", Options: []webhook.FormOption{{Label: "Support", Value: "support"}}}, "SUPPORT", "support", ""},
+		{webhook.FormField{Type: "select", Label: "Topic", Options: []webhook.FormOption{{Label: "Support", Value: "support"}}}, "sales", nil, "Please pick one of the options."},
+		{webhook.FormField{Type: "textarea", Label: "Message", Required: true}, "Hello\nthere", "Hello\nthere", ""},
+	}
+	for _, tt := range tests {
+		got, ok, hint := tt.field.Parse(tt.in)
+		if !reflect.DeepEqual(got, tt.want) || hint != tt.hint || ok != (hint == "") {
+			t.Errorf("%s %q: got %v %v %q, want %v %q", tt.field.Type, tt.in, got, ok, hint, tt.want, tt.hint)
+		}
 	}
 }
