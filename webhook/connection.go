@@ -35,13 +35,16 @@ type Connection struct {
 	Name string
 	// URL is called with POST (http or https, 1..1024 characters).
 	URL string
-	// Token, when set, signs requests and is sent on verification.
+	// Token, when set, signs requests (chatbot, messages, widget) or is the
+	// service's key (messages and openai: a bearer token; anthropic:
+	// x-api-key), and is sent on verification.
 	Token string
 	// Headers are added to every request (at most 10).
 	Headers map[string]string
 	// Auth, when set, is sent as HTTP basic auth.
 	Auth *BasicAuth
-	// Timeout bounds one attempt, answer body included (default 10s, at most 120s).
+	// Timeout bounds one attempt, answer body included (default: the
+	// format's, 10s for chatbot; at most 120s).
 	Timeout time.Duration
 	// Retries is how many times a network error or a 5xx is retried (0..5).
 	Retries int
