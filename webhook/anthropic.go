@@ -20,8 +20,6 @@ const AnthropicVersion = "2023-06-01"
 var anthropicWire = &wire{
 	timeout:  60 * time.Second,
 	endpoint: anthropicEndpoint,
-	encode:   encodeAnthropic,
-	decode:   decodeAnthropic,
 	auth:     func(h http.Header, token string) { h["X-Api-Key"] = []string{token} },
 	headers:  map[string]string{"Anthropic-Version": AnthropicVersion},
 	retry:    retrySDK,

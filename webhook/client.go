@@ -166,7 +166,7 @@ func (c *Client) Call(ctx context.Context, conn *Connection, r *Request) (*Resul
 	}
 	body := c.buf()
 	defer c.put(body)
-	if err := w.encode(body, conn, r); err != nil {
+	if err := encode(body, conn, r); err != nil {
 		reason := "Cannot encode request: " + oneLine(err.Error())
 		if errors.Is(err, ErrNoInput) || errors.Is(err, ErrPromptTooLong) {
 			reason = capitalize(err.Error())
@@ -211,7 +211,7 @@ func (c *Client) Call(ctx context.Context, conn *Connection, r *Request) (*Resul
 	if err != nil {
 		return res, err
 	}
-	a, derr := w.decode(answer.Bytes(), r)
+	a, derr := decode(answer.Bytes(), r)
 	if derr != nil {
 		return res, answerError(res.Status, derr)
 	}

@@ -46,8 +46,6 @@ type wire struct {
 	timeout time.Duration
 	// endpoint turns the connection's URL into the URL called (nil: as is).
 	endpoint func(raw string) string
-	encode   func(buf *bytes.Buffer, conn *Connection, r *Request) error
-	decode   func(body []byte, r *Request) (*Answer, error)
 	// sign adds X-Storyflow-Timestamp and -Signature when there is a token.
 	sign bool
 	// auth sends the connection's token as the service's credential.
@@ -59,8 +57,7 @@ type wire struct {
 }
 
 var wires = map[Format]*wire{
-	FormatChatbot: {timeout: DefaultTimeout, encode: encodeChatbot, sign: true, retry: retry5xx,
-		decode: func(body []byte, r *Request) (*Answer, error) { return DecodeAnswer(body, r.GotoOK) }},
+	FormatChatbot:   {timeout: DefaultTimeout, sign: true, retry: retry5xx},
 	FormatMessages:  messagesWire,
 	FormatWidget:    widgetWire,
 	FormatOpenAI:    openaiWire,
@@ -247,6 +244,39 @@ func endpoint(w *wire, raw string) string {
 		return raw
 	}
 	return w.endpoint(raw)
+}
+
+// encode writes the request body of r's format to buf. (A switch, not a
+// function in wire: an indirect call would move every Request to the heap.)
+func encode(buf *bytes.Buffer, conn *Connection, r *Request) error {
+	switch r.Format {
+	case FormatChatbot, "":
+		return encodeChatbot(buf, conn, r)
+	case FormatMessages:
+		return encodeMessages(buf, conn, r)
+	case FormatWidget:
+		return encodeWidget(buf, conn, r)
+	case FormatOpenAI:
+		return encodeOpenAI(buf, conn, r)
+	case FormatAnthropic:
+		return encodeAnthropic(buf, conn, r)
+	}
+	return fmt.Errorf("unknown format %q", r.Format)
+}
+
+// decode decodes a 2xx answer of r's format.
+func decode(body []byte, r *Request) (*Answer, error) {
+	switch r.Format {
+	case FormatMessages:
+		return decodeMessages(body)
+	case FormatWidget:
+		return decodeWidget(body)
+	case FormatOpenAI:
+		return decodeOpenAI(body, r)
+	case FormatAnthropic:
+		return decodeAnthropic(body, r)
+	}
+	return DecodeAnswer(body, r.GotoOK)
 }
 
 func str(v any) string {

@@ -16,8 +16,6 @@ import (
 // and also signs the request.
 var messagesWire = &wire{
 	timeout: 30 * time.Second, // the document's default
-	encode:  encodeMessages,
-	decode:  func(body []byte, _ *Request) (*Answer, error) { return decodeMessages(body) },
 	sign:    true,
 	auth:    bearer,
 	retry:   retryBusy,

@@ -16,8 +16,6 @@ import (
 var openaiWire = &wire{
 	timeout:  60 * time.Second,
 	endpoint: openaiEndpoint,
-	encode:   encodeOpenAI,
-	decode:   func(body []byte, r *Request) (*Answer, error) { return decodeOpenAI(body, r) },
 	auth:     bearer,
 	retry:    retrySDK,
 }

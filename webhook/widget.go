@@ -14,8 +14,6 @@ import (
 // {output} or {content, content_type, content_attributes} out.
 var widgetWire = &wire{
 	timeout: DefaultTimeout,
-	encode:  encodeWidget,
-	decode:  func(body []byte, _ *Request) (*Answer, error) { return decodeWidget(body) },
 	sign:    true,
 	retry:   retryBusy,
 }
