@@ -1131,3 +1131,39 @@ nodes:
 		t.Errorf("attributes %v, status %s", c.Attributes, c.Status)
 	}
 }
+
+// TestWebhookWidgetFormRefused: a refused submission takes the failure
+// branch with the answer's error as the reason.
+func TestWebhookWidgetFormRefused(t *testing.T) {
+	var h *hook
+	h = newHook(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if r.URL.Path == "/submit" {
+			w.WriteHeader(400)
+			io.WriteString(w, `{"error":"Invalid email format"}`)
+			return
+		}
+		fmt.Fprintf(w, `{"content_type":"form","content_attributes":{"form":{"submitUrl":%q,"fields":[{"id":"name","type":"text","label":"Name","required":true}]}}}`, h.URL+"/submit")
+	})
+	errs := webhook.NewErrors()
+	s := whLoad(t, fmt.Sprintf(`
+id: s
+start: ask
+webhooks: {site: {url: %q}}
+nodes:
+  ask: {type: question, responses: [{type: text, message: "?"}], next: w}
+  w: {type: webhook, webhook: site, format: widget, next: done, failure: sorry}
+  done: {type: end, responses: [{type: text, message: "Bye"}]}
+  sorry: {type: end, responses: [{type: text, message: "Sorry"}]}
+`, h.URL), nodes.Options{WebhookErrors: errs})
+	c := engine.NewChat(s, "c1", "", "", nil, nil)
+	whRun(t, s, c, "")
+	if out := whRun(t, s, c, "contact"); !reflect.DeepEqual(out, []string{"Name"}) {
+		t.Fatalf("output %q", out)
+	}
+	if out := whRun(t, s, c, "Ann"); !reflect.DeepEqual(out, []string{"Sorry"}) {
+		t.Fatalf("output %q", out)
+	}
+	if e := errs.Get("s", "site"); e != "Form submission failed with status code 400: Invalid email format" {
+		t.Errorf("connection error %q", e)
+	}
+}
