@@ -262,6 +262,9 @@ func testChatUpdate(t *testing.T, s store.Store) {
 	c.Node, c.Status, c.Waiting = "done", engine.StatusCompleted, false
 	c.Attributes = map[string]any{"n": float64(1)} // keys removed stay removed
 	addEntry(c, engine.Entry{From: "bot", Response: &engine.Response{Type: "quickReplies", Message: "Pick", Buttons: []engine.Button{{Type: "postback", Title: "A", Value: "a"}}}, Time: ms(time.Now())})
+	addEntry(c, engine.Entry{From: "bot", Node: "ai", Response: &engine.Response{Type: "text", Message: "Sure."}, Time: ms(time.Now()),
+		Call: &engine.Call{Format: "messages", Model: "m1", StopReason: "end_turn", InputTokens: 12, OutputTokens: 3,
+			Metadata: map[string]any{"model": "m1", "tokens_used": float64(15)}}}) // a webhook call's record
 	c.UpdatedAt = ms(time.Now().Add(time.Second))
 	must(t, "update", s.UpdateChat(ctx, c, nil))
 	if c.Rev != 2 {
