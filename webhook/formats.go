@@ -75,14 +75,6 @@ func wireOf(f Format) (*wire, error) {
 	return w, nil
 }
 
-// DefaultTimeoutOf is the default time of one attempt of format f.
-func DefaultTimeoutOf(f Format) time.Duration {
-	if w, err := wireOf(f); err == nil {
-		return w.timeout
-	}
-	return DefaultTimeout
-}
-
 // retry5xx is SPEC §3's rule: 5xx only.
 func retry5xx(status int) bool { return status >= 500 }
 
