@@ -35,7 +35,13 @@ type Build struct {
 	exprs     map[exprKey]*Program
 	templates map[string]*Template
 	regexps   map[string]*regexp.Regexp
+	// constTime is what evaluating constant expressions took so far.
+	constTime time.Duration
 }
+
+// maxConstTime bounds the time a load spends evaluating constant
+// expressions (to find those over budget); past it they are not checked.
+const maxConstTime = 200 * time.Millisecond
 
 type exprKey struct {
 	src    string
@@ -51,6 +57,13 @@ func (b *Build) compileExpr(src string, asBool bool) (*Program, error) {
 	p, err := CompileExpr(src, asBool)
 	if err != nil {
 		return nil, err
+	}
+	if p.constant && b.constTime < maxConstTime {
+		took, err := p.checkConstant(maxConstTime - b.constTime)
+		b.constTime += took
+		if err != nil {
+			return nil, &ExprError{Message: err.Error()}
+		}
 	}
 	if b.exprs == nil {
 		b.exprs = map[exprKey]*Program{}

@@ -26,6 +26,8 @@ type Env struct {
 
 	// boxedInput is Input as an interface value, made once a turn for fast paths.
 	boxedInput any
+	// meter charges guarded operations (see budgetPatch).
+	meter meter
 }
 
 // ChatInfo is the chat as expressions see it.
@@ -48,6 +50,9 @@ type Program struct {
 	// fast evaluates common shapes without the VM (nil: always the VM).
 	fast   fastFunc
 	asBool bool
+	// guarded: the program charges the meter (see budgetPatch).
+	guarded  bool
+	constant bool
 }
 
 // ExprError is a compile error with its place in the source: Line (1-based),
@@ -66,7 +71,7 @@ func CompileExpr(src string, asBool bool) (*Program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &ExprError{Message: "expression is empty"}
 	}
-	p, tree, err := compile(src, asBool)
+	p, tree, guarded, err := compile(src, asBool)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
@@ -75,7 +80,9 @@ func CompileExpr(src string, asBool bool) (*Program, error) {
 		}
 		return nil, &ExprError{Message: err.Error()}
 	}
-	return &Program{Source: src, prog: p, fast: fastPath(tree), asBool: asBool}, nil
+	prog := &Program{Source: src, prog: p, fast: fastPath(tree), asBool: asBool, guarded: guarded}
+	prog.constant = guarded && readsNothing(tree)
+	return prog, nil
 }
 
 // configs hold expr configurations for Env, made once and reused: a fresh
@@ -84,12 +91,13 @@ func CompileExpr(src string, asBool bool) (*Program, error) {
 var configs = sync.Pool{New: func() any {
 	c := conf.CreateNew()
 	c.WithEnv(Env{})
+	addGuards(c)
 	return c
 }}
 
 // compile is expr.Compile(src, expr.Env(Env{}), expr.Optimize(true)[,
 // expr.AsBool()]) on a pooled configuration; it also returns the tree.
-func compile(src string, asBool bool) (*vm.Program, ast.Node, error) {
+func compile(src string, asBool bool) (_ *vm.Program, _ ast.Node, guarded bool, _ error) {
 	base := configs.Get().(*conf.Config)
 	defer configs.Put(base)
 	c := *base
@@ -100,27 +108,36 @@ func compile(src string, asBool bool) (*vm.Program, ast.Node, error) {
 	defer func() { base.NtCache = c.NtCache }() // keep what the checker cached
 	tree, err := checker.ParseCheck(src, &c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	nc := &nilCompares{}
 	ast.Walk(&tree.Node, nc)
 	if nc.patched {
 		if _, err := checker.Check(tree, &c); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
+		}
+	}
+	// The optimizer folds constants (it would build a constant bomb), so
+	// the budget guards go in first.
+	bp := &budgetPatch{}
+	ast.Walk(&tree.Node, bp)
+	if bp.patched {
+		if _, err := checker.Check(tree, &c); err != nil {
+			return nil, nil, false, err
 		}
 	}
 	if err := optimizer.Optimize(&tree.Node, &c); err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			return nil, nil, fe.Bind(tree.Source)
+			return nil, nil, false, fe.Bind(tree.Source)
 		}
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	p, err := compiler.Compile(tree, &c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	return p, tree.Node, nil
+	return p, tree.Node, bp.patched, nil
 }
 
 // Eval runs p with the turn's environment.
@@ -132,7 +149,13 @@ func (t *Turn) Eval(p *Program) (any, error) {
 			}
 		}
 	}
+	if p.guarded {
+		t.env.meter.begin()
+	}
 	v, err := t.vm.Run(p.prog, &t.env)
+	if p.guarded {
+		t.env.meter.end()
+	}
 	if err != nil {
 		msg, _, _ := strings.Cut(err.Error(), "\n")
 		return nil, fmt.Errorf("expression %q: %s", p.Source, msg)

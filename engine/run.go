@@ -90,6 +90,8 @@ type Runner struct {
 	// Apology is sent when a node fails with no branch (default below).
 	Apology string
 	Logger  *slog.Logger
+	// Budget bounds expression evaluation (zero fields: the defaults).
+	Budget Budget
 }
 
 // DefaultApology is sent when a node fails and the story has no onError node.
@@ -105,6 +107,7 @@ var (
 // Start runs the first turn of a new chat.
 func (r *Runner) Start(ctx context.Context, s *Story, c *Chat) (*Turn, error) {
 	t := newTurn(s, c, Input{})
+	t.setBudget(r.Budget)
 	return t, r.run(ctx, t, c.Node, false)
 }
 
@@ -123,6 +126,7 @@ func (r *Runner) Send(ctx context.Context, s *Story, c *Chat, in Input) (*Turn, 
 		}
 	}
 	t := newTurn(s, c, in)
+	t.setBudget(r.Budget)
 	c.addEntry(Entry{From: "user", Node: c.Node, Input: &in, Time: time.Now().UTC()})
 	if c.Status == StatusHandoff {
 		// A human has the chat: the input is kept, no node runs.
@@ -162,7 +166,13 @@ func newTurn(s *Story, c *Chat, in Input) *Turn {
 		Chat: ChatInfo{ID: c.ID, UserID: c.UserID, ExternalID: c.ExternalID, StoryID: c.StoryID},
 	}
 	t.env.boxedInput = t.env.Input
+	t.setBudget(Budget{})
 	return t
+}
+
+func (t *Turn) setBudget(b Budget) {
+	t.env.meter = newMeter(b)
+	t.vm.MemoryBudget = uint(t.env.meter.budget.Memory / 16)
 }
 
 // run walks the graph from node id; resume tells that the chat waited there.
