@@ -121,6 +121,15 @@ func (s *Server) createChat(c *fiber.Ctx) error {
 	if err := checkLen("externalId", req.ExternalID, maxIDLen); err != nil {
 		return err
 	}
+	for _, f := range []struct {
+		name string
+		v    map[string]any
+	}{{"userAttributes", req.UserAttributes}, {"attributes", req.Attributes}} {
+		if n := engine.JSONSize(f.v); n > s.maxAttrs {
+			return newError(http.StatusRequestEntityTooLarge, "attributes_too_large",
+				"field %s is %d bytes, over the limit of %d (serve --max-attributes)", f.name, n, s.maxAttrs)
+		}
+	}
 	ctx, cancel := s.requestContext()
 	defer cancel()
 	st, err := s.story(ctx, req.StoryID, 0)
@@ -242,6 +251,8 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 		switch {
 		case errors.Is(err, engine.ErrChatClosed):
 			return nil, &Error{Status: http.StatusConflict, Code: "chat_closed", Message: fmt.Sprintf("chat %s is %s", chatID, chat.Status), Err: err}
+		case errors.Is(err, engine.ErrGotoNotOffered):
+			return nil, &Error{Status: http.StatusConflict, Code: "goto_not_offered", Message: fmt.Sprintf("goto: node %q was not offered by a goto button of the chat's last bot turn", in.Goto), Err: err}
 		case in.Goto != "" && errors.Is(err, engine.ErrNoNode):
 			return nil, newError(http.StatusBadRequest, "unknown_node", "goto: story %q has no node %q", st.ID, in.Goto)
 		case err != nil:

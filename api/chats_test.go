@@ -88,10 +88,16 @@ func TestMessages(t *testing.T) {
 	if a := r.json(t)["attributes"].(map[string]any); a["count"] != 2.0 || a["last"] != "two" {
 		t.Fatalf("postback: %s", r.body)
 	}
+	// goto reaches only a node a goto button of the last bot turn offered.
+	want(t, e.do("POST", path, map[string]any{"goto": "count"}), 409, "goto_not_offered")
+	e.putStory("jump", strings.Replace(strings.Replace(counterStory, "id: counter", "id: jump", 1), "        message: Say something\n",
+		"        message: Say something\n      - type: quickReplies\n        title: Or\n        buttons:\n          - {type: goto, title: Count, value: count}\n", 1))
+	jump := "/v1/chats/" + e.startChat("jump")["chatId"].(string) + "/messages"
+	want(t, e.do("POST", jump, map[string]any{"goto": "ask"}), 409, "goto_not_offered")
 	// goto jumps to a node: count runs without waiting.
-	r = e.do("POST", path, map[string]any{"goto": "count"})
+	r = e.do("POST", jump, map[string]any{"goto": "count"})
 	want(t, r, 200, "")
-	if a := r.json(t)["attributes"].(map[string]any); a["count"] != 3.0 {
+	if a := r.json(t)["attributes"].(map[string]any); a["count"] != 1.0 {
 		t.Fatalf("goto: %s", r.body)
 	}
 
@@ -121,7 +127,7 @@ func TestMessages(t *testing.T) {
 	}
 	// None of the refused messages counted.
 	c := e.do("GET", "/v1/chats/"+id, nil).json(t)
-	if c["attributes"].(map[string]any)["count"] != 3.0 {
+	if c["attributes"].(map[string]any)["count"] != 2.0 {
 		t.Fatalf("count after refused messages: %v", c["attributes"])
 	}
 

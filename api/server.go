@@ -28,7 +28,11 @@ import (
 const (
 	DefaultBodyLimit   = 1 << 20
 	DefaultTurnTimeout = 5 * time.Minute
-	DefaultStoryCache  = 256
+	// DefaultStoryCacheBytes bounds the compiled stories kept in memory.
+	DefaultStoryCacheBytes = 128 << 20
+	// DefaultMaxAttributes bounds a chat's attributes, and its userAttributes,
+	// in bytes of JSON.
+	DefaultMaxAttributes = 256 << 10
 )
 
 // Config configures a Server.
@@ -47,8 +51,17 @@ type Config struct {
 	// TurnTimeout bounds one chat turn, webhook calls and retries included
 	// (default 5 minutes).
 	TurnTimeout time.Duration
-	// StoryCache is how many compiled story versions are kept (default 256).
-	StoryCache int
+	// StoryCacheBytes bounds the compiled stories kept in memory (default
+	// DefaultStoryCacheBytes).
+	StoryCacheBytes int64
+	// StoryEnv lists the ${VAR} names stories may use (default
+	// stories.DefaultEnv; see stories.Options.Env).
+	StoryEnv []string
+	// ExprBudget bounds expression evaluation (zero fields: the defaults).
+	ExprBudget engine.Budget
+	// MaxAttributes bounds a chat's attributes, and its userAttributes, in
+	// bytes of JSON (default DefaultMaxAttributes).
+	MaxAttributes int
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 	// Register adds custom node types to the server's registry (optional).
@@ -73,6 +86,8 @@ type Server struct {
 	token     string
 	bodyLimit int
 	timeout   time.Duration
+	env       []string
+	maxAttrs  int
 
 	// ctx is the parent of every turn: it ends only when Shutdown gives up
 	// waiting, so turns in flight finish.
@@ -111,11 +126,16 @@ func New(cfg Config) (*Server, error) {
 		s.client = webhook.NewClient(webhook.Options{AllowPrivate: cfg.AllowPrivateWebhooks})
 		s.ownClient = true
 	}
-	size := cfg.StoryCache
+	size := cfg.StoryCacheBytes
 	if size <= 0 {
-		size = DefaultStoryCache
+		size = DefaultStoryCacheBytes
 	}
 	s.stories = newStoryCache(size)
+	s.env = cfg.StoryEnv
+	s.maxAttrs = cfg.MaxAttributes
+	if s.maxAttrs <= 0 {
+		s.maxAttrs = DefaultMaxAttributes
+	}
 	s.conns = &connections{st: cfg.Store, log: s.log, errs: map[string]string{}}
 	s.reg = nodes.NewRegistry(nodes.Options{
 		AllowPrivateWebhooks: cfg.AllowPrivateWebhooks,
@@ -129,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("register node types: %w", err)
 		}
 	}
-	s.runner = &engine.Runner{MaxSteps: cfg.MaxSteps, Logger: s.log}
+	s.runner = &engine.Runner{MaxSteps: cfg.MaxSteps, Logger: s.log, Budget: cfg.ExprBudget, MaxAttributes: s.maxAttrs}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	s.app = fiber.New(fiber.Config{

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"math"
+
+	"github.com/maypok86/otter/v2"
 	"bytes"
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -75,7 +76,7 @@ func (s *Server) requestContext() (context.Context, context.CancelFunc) {
 
 // load compiles a story source with the server's registry.
 func (s *Server) load(file string, src []byte) (*engine.Story, []engine.Lint, error) {
-	return stories.Load(file, src, stories.Options{Registry: s.reg})
+	return stories.Load(file, src, stories.Options{Registry: s.reg, Env: s.env})
 }
 
 // invalidStory is the 422 answer of a story that does not load.
@@ -122,7 +123,7 @@ func (s *Server) story(ctx context.Context, id string, version int) (*engine.Sto
 	if st, ok := s.stories.get(id, rec.Version); ok {
 		return st, nil
 	}
-	st, _, err := stories.Load(storyFile(id), rec.Source, stories.Options{Registry: s.reg, Recompile: true})
+	st, _, err := stories.Load(storyFile(id), rec.Source, stories.Options{Registry: s.reg, Recompile: true, Env: s.env})
 	if err != nil {
 		return nil, &Error{Status: http.StatusInternalServerError, Code: "story_load_failed",
 			Message: oneLine(fmt.Sprintf("story %q version %d no longer loads: %v", id, rec.Version, firstLine(err))), Err: err}
@@ -340,47 +341,35 @@ func (s *Server) graphStory(c *fiber.Ctx) error {
 	return c.SendString(out)
 }
 
-// storyCache keeps compiled stories by id and version, least recently used
-// dropped first.
+// storyCache keeps compiled stories by id and version, bounded in bytes:
+// each weighs storyWeight times its source (a compiled story takes about
+// that much memory: nodes, programs, templates).
 type storyCache struct {
-	mu   sync.Mutex
-	size int
-	ll   *list.List
-	m    map[storyKey]*list.Element
+	c *otter.Cache[storyKey, *engine.Story]
 }
+
+// storyWeight is how many bytes of memory a byte of story source takes
+// once compiled (measured by TestStoryCacheBoundsMemory: about 20).
+const storyWeight = 24
 
 type storyKey struct {
 	id      string
 	version int
 }
 
-func newStoryCache(size int) *storyCache {
-	return &storyCache{size: size, ll: list.New(), m: map[storyKey]*list.Element{}}
+func newStoryCache(bytes int64) *storyCache {
+	return &storyCache{c: otter.Must(&otter.Options[storyKey, *engine.Story]{
+		MaximumWeight: uint64(bytes),
+		Weigher: func(_ storyKey, st *engine.Story) uint32 {
+			return uint32(min(int64(len(st.Source))*storyWeight+4096, math.MaxUint32))
+		},
+	})}
 }
 
 func (sc *storyCache) get(id string, version int) (*engine.Story, bool) {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	e, ok := sc.m[storyKey{id, version}]
-	if !ok {
-		return nil, false
-	}
-	sc.ll.MoveToFront(e)
-	return e.Value.(*engine.Story), true
+	return sc.c.GetIfPresent(storyKey{id, version})
 }
 
 func (sc *storyCache) put(st *engine.Story) {
-	k := storyKey{st.ID, st.Version}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if e, ok := sc.m[k]; ok {
-		sc.ll.MoveToFront(e)
-		return
-	}
-	sc.m[k] = sc.ll.PushFront(st)
-	for sc.ll.Len() > sc.size {
-		old := sc.ll.Back()
-		st := sc.ll.Remove(old).(*engine.Story)
-		delete(sc.m, storyKey{st.ID, st.Version})
-	}
+	sc.c.Set(storyKey{st.ID, st.Version}, st)
 }

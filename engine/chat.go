@@ -126,3 +126,18 @@ func NewChat(s *Story, id, userID, externalID string, userAttrs, attrs map[strin
 		CreatedAt: now, UpdatedAt: now,
 	}
 }
+
+// Offered tells whether a goto button (or quick reply) of the chat's last
+// bot turn, the bot entries since the last user entry, leads to node.
+func (c *Chat) Offered(node string) bool {
+	for i := len(c.Transcript) - 1; i >= 0; i-- {
+		e := &c.Transcript[i]
+		if e.From == "user" {
+			return false
+		}
+		if e.Response != nil && e.Response.offers(node) {
+			return true
+		}
+	}
+	return false
+}

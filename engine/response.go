@@ -182,3 +182,20 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// offers tells whether r has a goto button to node.
+func (r *Response) offers(node string) bool {
+	for _, b := range r.Buttons {
+		if b.Type == "goto" && b.Value == node {
+			return true
+		}
+	}
+	for _, card := range r.Elements {
+		for _, b := range card.Buttons {
+			if b.Type == "goto" && b.Value == node {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -30,6 +30,8 @@ type Turn struct {
 
 	env Env
 	vm  vm.VM
+	// changes of the running node's attributes (see checkAttributes).
+	changes []change
 	// seq0 is the chat's Seq when the turn began.
 	seq0 int64
 	// Room for the output of most turns, so that sending does not allocate.
@@ -64,12 +66,18 @@ func (t *Turn) Emit(name string, data map[string]any) {
 	t.Events = append(t.Events, Event{Name: name, Data: data})
 }
 
-// SetAttribute sets (or with nil... keeps nil) a chat attribute.
-func (t *Turn) SetAttribute(name string, v any) { t.Chat.Attributes[name] = v }
+// SetAttribute sets (or with nil... keeps nil) a chat attribute. A node
+// whose changes make the attributes larger than the limit fails, and its
+// changes are undone.
+func (t *Turn) SetAttribute(name string, v any) {
+	t.record(name)
+	t.Chat.Attributes[name] = v
+}
 
 // MergeAttributes merges attrs into the chat; a nil value removes the key.
 func (t *Turn) MergeAttributes(attrs map[string]any) {
 	for k, v := range attrs {
+		t.record(k)
 		if v == nil {
 			delete(t.Chat.Attributes, k)
 		} else {
@@ -92,6 +100,12 @@ type Runner struct {
 	Logger  *slog.Logger
 	// Budget bounds expression evaluation (zero fields: the defaults).
 	Budget Budget
+	// AnyGoto lets a goto input reach any node, offered or not (the
+	// designer's terminal chat).
+	AnyGoto bool
+	// MaxAttributes bounds a chat's attributes in bytes of JSON (default
+	// DefaultMaxAttributes): a node that passes it fails.
+	MaxAttributes int
 }
 
 // DefaultApology is sent when a node fails and the story has no onError node.
@@ -102,6 +116,9 @@ var (
 	ErrChatClosed = errors.New("chat is closed")
 	ErrNoNode     = errors.New("node not found")
 	ErrEmptyInput = errors.New("input is empty")
+	// ErrGotoNotOffered: a goto input names a node that no goto button or
+	// quick reply of the chat's last bot turn offered.
+	ErrGotoNotOffered = errors.New("goto not offered")
 )
 
 // Start runs the first turn of a new chat.
@@ -123,6 +140,9 @@ func (r *Runner) Send(ctx context.Context, s *Story, c *Chat, in Input) (*Turn, 
 	if in.Goto != "" {
 		if _, ok := s.Nodes[in.Goto]; !ok {
 			return nil, fmt.Errorf("goto %q: %w", in.Goto, ErrNoNode)
+		}
+		if !r.AnyGoto && !c.Offered(in.Goto) {
+			return nil, fmt.Errorf("goto %q: %w", in.Goto, ErrGotoNotOffered)
 		}
 	}
 	t := newTurn(s, c, in)
@@ -216,6 +236,10 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 			res, err = info.Node.Run(ctx, t)
 		}
 		resume = false
+		if err == nil {
+			err = t.checkAttributes(r.MaxAttributes)
+		}
+		t.changes = t.changes[:0]
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -15,10 +15,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the .golden files of testdata")
 
-// testEnv is the environment of the golden stories: only CRM_TOKEN is set.
+// testEnv is the environment of the golden stories: only STORY_CRM_TOKEN is set.
 func testEnv(name string) (string, bool) {
-	if name == "CRM_TOKEN" {
-		return "secret", true
+	if name == "STORY_CRM_TOKEN" {
+		return "s3cret-value", true
 	}
 	return "", false
 }

@@ -21,7 +21,11 @@ import (
 type Options struct {
 	// Registry of node types (default engine.Default).
 	Registry *engine.Registry
-	// Getenv expands ${VAR} (default os.LookupEnv).
+	// Env lists the ${VAR} names a story may use: names, and patterns
+	// ending in * that match by prefix (default DefaultEnv). Any other name
+	// is an error that does not say whether the variable exists.
+	Env []string
+	// Getenv looks up allowed names (default os.LookupEnv).
 	Getenv func(string) (string, bool)
 	// Recompile marks a story that loaded before (see engine.Build.Recompile).
 	Recompile bool
@@ -57,6 +61,9 @@ func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engin
 		}
 	}()
 	l := &loader{o: o, b: &engine.Build{File: file, Values: o.Values, Source: src, Recompile: o.Recompile}}
+	if l.o.Env == nil {
+		l.o.Env = DefaultEnv
+	}
 	if l.o.Registry == nil {
 		l.o.Registry = engine.Default
 	}
@@ -64,6 +71,7 @@ func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engin
 		l.o.Getenv = os.LookupEnv
 	}
 	s = l.load(src)
+	l.redact()
 	var errs, warns []engine.Lint
 	seen := make(map[engine.Lint]bool, len(l.b.Lints))
 	for _, li := range l.b.Lints {
@@ -99,6 +107,13 @@ func sortLints(ls []engine.Lint) {
 type loader struct {
 	o Options
 	b *engine.Build
+	// expanded are the ${VAR} values put into the story, kept out of lints.
+	expanded []expansion
+}
+
+type expansion struct {
+	line, column int
+	value, name  string
 }
 
 func (l *loader) errAt(n *yaml.Node, format string, args ...any) {
@@ -620,7 +635,9 @@ func (l *loader) expandMerges(n *yaml.Node, seen map[*yaml.Node]bool) {
 	}
 }
 
-// expandEnv replaces ${VAR} in every scalar; an unset variable is an error.
+// expandEnv replaces ${VAR} in every scalar. Only allowed names are looked
+// up; an unset one is an error, and so is any other name (with a message
+// that does not depend on whether it is set).
 func (l *loader) expandEnv(n *yaml.Node) {
 	if n == nil {
 		return
@@ -628,14 +645,75 @@ func (l *loader) expandEnv(n *yaml.Node) {
 	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
 		n.Value = envRe.ReplaceAllStringFunc(n.Value, func(m string) string {
 			name := m[2 : len(m)-1]
+			if !EnvAllowed(l.o.Env, name) {
+				l.errAt(n, "environment variable %s is not allowed in stories (allowed: %s; see serve --story-env)", name, strings.Join(l.o.Env, ", "))
+				return ""
+			}
 			v, ok := l.o.Getenv(name)
 			if !ok {
 				l.errAt(n, "environment variable %s is not set", name)
+			}
+			if v != "" {
+				l.expanded = append(l.expanded, expansion{n.Line, n.Column, v, m})
 			}
 			return v
 		})
 	}
 	for _, c := range n.Content {
 		l.expandEnv(c)
+	}
+}
+
+// DefaultEnv is the ${VAR} names stories may use unless the operator says
+// otherwise.
+var DefaultEnv = []string{"STORY_*"}
+
+// EnvAllowed tells whether name matches one of patterns: a name, or a
+// prefix followed by *.
+func EnvAllowed(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if prefix, ok := strings.CutSuffix(p, "*"); ok {
+			if strings.HasPrefix(name, prefix) {
+				return true
+			}
+		} else if p == name {
+			return true
+		}
+	}
+	return false
+}
+
+var envPatternRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*\*?$`)
+
+// ParseEnv reads a comma list of names and PREFIX_* patterns (a flag).
+func ParseEnv(list string) ([]string, error) {
+	out := []string{}
+	for _, p := range strings.Split(list, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !envPatternRe.MatchString(p) {
+			return nil, fmt.Errorf("story env %q: want a name or a PREFIX_* pattern", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// redact keeps expanded values out of lints: a lint placed on an expanded
+// scalar shows ${VAR} instead of its value, as do all lints for values of
+// four bytes or more.
+func (l *loader) redact() {
+	if len(l.expanded) == 0 {
+		return
+	}
+	for i := range l.b.Lints {
+		li := &l.b.Lints[i]
+		for _, e := range l.expanded {
+			if len(e.value) >= 4 || (li.Line == e.line && li.Column == e.column) {
+				li.Message = strings.ReplaceAll(li.Message, e.value, e.name)
+			}
+		}
 	}
 }

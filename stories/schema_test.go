@@ -94,7 +94,7 @@ webhooks:
     timeout: 10s
     retries: 2
   env:
-    url: ${CRM_URL}
+    url: ${STORY_CRM_URL}
     timeout: 2.5
 nodes:
   welcome:

@@ -107,6 +107,7 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		runner: &engine.Runner{
 			MaxSteps: *maxSteps,
 			Logger:   logger(slog.LevelError),
+			AnyGoto:  true, // the designer's /goto jumps anywhere
 		},
 	}
 	return s.loop(context.Background(), stdin)

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/storyflow/storyflow/api"
+	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/stories"
 	"github.com/storyflow/storyflow/store"
 	"github.com/storyflow/storyflow/store/bolt"
 	"github.com/storyflow/storyflow/store/lsm"
@@ -50,6 +52,11 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in flight")
 	poll := fs.Duration("poll", api.DefaultPoll, "how often --stories is checked for changed files")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	storyEnv := fs.String("story-env", strings.Join(stories.DefaultEnv, ","), "the ${VAR} names stories may use: names and PREFIX_* patterns, comma separated")
+	exprTime := fs.Duration("expr-time", engine.DefaultExprTime, "time budget of one turn's expressions")
+	exprMemory := fs.Int64("expr-memory", engine.DefaultExprMemory, "memory budget of one expression evaluation, in bytes")
+	maxAttrs := fs.Int("max-attributes", api.DefaultMaxAttributes, "largest size of a chat's attributes, and of its userAttributes, in bytes of JSON")
+	storyCache := fs.Int64("story-cache", api.DefaultStoryCacheBytes, "bytes of compiled stories kept in memory")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagExit(err)
@@ -57,6 +64,11 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "storyflow serve: unexpected arguments %s\n", strings.Join(pos, " "))
 		fs.Usage()
+		return exitUsage
+	}
+	env, err := stories.ParseEnv(*storyEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "storyflow serve: --story-env: %v\n", err)
 		return exitUsage
 	}
 	var level slog.Level
@@ -95,6 +107,8 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	}()
 	srv, err := api.New(api.Config{
 		Store: st, Token: *token, AllowPrivateWebhooks: *allowPrivate, MaxSteps: *maxSteps, Logger: log,
+		StoryEnv: env, ExprBudget: engine.Budget{Memory: *exprMemory, Time: *exprTime},
+		MaxAttributes: *maxAttrs, StoryCacheBytes: *storyCache,
 	})
 	if err != nil {
 		log.Error("start server", "err", err)
@@ -138,7 +152,7 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	log.Info("listening", "addr", ln.Addr().String(), "allowPrivateWebhooks", *allowPrivate)
 	fmt.Fprintf(stderr, "storyflow: serving on %s\n", url)
 	if generated {
-		log.Warn("no API token set (STORYFLOW_API_TOKEN or --token); generated one for this run", "token", *token)
+		log.Warn("no API token set (STORYFLOW_API_TOKEN or --token); generated one for this run and printed it once on stderr")
 		fmt.Fprintf(stderr, "storyflow: API token: %s\n", *token)
 	}
 
