@@ -51,7 +51,10 @@ type Options struct {
 // connections alive and dials through the outbound address guard. It is safe
 // for concurrent use; share one.
 type Client struct {
-	http    *http.Client
+	http *http.Client
+	// verify sends verification GETs: it follows no redirect, so the
+	// token in the URL goes nowhere else.
+	verify  *http.Client
 	maxBody int64
 	backoff time.Duration
 	now     func() time.Time
@@ -103,16 +106,40 @@ func NewClient(o Options) *Client {
 		maxBody: o.MaxBody, backoff: o.Backoff, now: o.Now,
 		http: &http.Client{
 			Transport: tr,
-			CheckRedirect: func(_ *http.Request, via []*http.Request) error {
+			CheckRedirect: func(req *http.Request, via []*http.Request) error {
 				if len(via) > maxRedirects {
 					return errTooManyRedirects
 				}
+				stripRedirect(req, via[0])
 				return nil
+			},
+		},
+		verify: &http.Client{
+			Transport: tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
 			},
 		},
 	}
 	c.bufs.New = func() any { return new(bytes.Buffer) }
 	return c
+}
+
+// stripRedirect keeps a redirected request from carrying what was meant for
+// the first host: no Referer (its URL may hold a token), and to another
+// host none of the connection's headers, auth or signature.
+func stripRedirect(req, first *http.Request) {
+	req.Header.Del("Referer")
+	if req.URL.Host == first.URL.Host {
+		return
+	}
+	for k := range req.Header {
+		switch k {
+		case "User-Agent", "Content-Type", "Accept", "Content-Length":
+		default:
+			req.Header.Del(k)
+		}
+	}
 }
 
 // Close closes idle connections.
@@ -409,11 +436,14 @@ func (c *Client) Verify(ctx context.Context, conn *Connection) error {
 	if conn.Auth != nil {
 		req.SetBasicAuth(conn.Auth.Username, conn.Auth.Password)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.verify.Do(req)
 	if err != nil {
 		return classify(err, actx, ctx, timeout)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return &Error{Reason: fmt.Sprintf("Verification failed: the URL redirects (status code %d); give the final URL", resp.StatusCode), Status: resp.StatusCode}
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if err != nil {
 		return classify(err, actx, ctx, timeout)

@@ -422,3 +422,36 @@ func capture(t *testing.T, status int, answer string) (*string, *http.Header, st
 	})
 	return &body, &h, srv.URL
 }
+
+// A redirect never carries the connection's token or headers elsewhere.
+func TestRedirectsCarryNoSecrets(t *testing.T) {
+	var seen []http.Header
+	var seenURL []string
+	other := server(t, func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Header.Clone())
+		seenURL = append(seenURL, r.URL.String())
+		io.WriteString(w, r.URL.Query().Get("challenge"))
+	})
+	// other is 127.0.0.1; redirect to it as localhost: another host.
+	otherURL := strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+	first := server(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, otherURL+"/next?"+r.URL.RawQuery, http.StatusTemporaryRedirect)
+	})
+	conn := &webhook.Connection{ID: "x", URL: first.URL + "/hook", Token: "s3cret", Headers: map[string]string{"X-Api-Key": "k3y"},
+		Auth: &webhook.BasicAuth{Username: "u", Password: "p"}}
+	if got := reason(local.Verify(context.Background(), conn)); !strings.Contains(got, "redirects (status code 307)") {
+		t.Fatalf("verify through a redirect: %q", got)
+	}
+	if len(seen) != 0 {
+		t.Fatalf("verification followed the redirect: %v", seenURL)
+	}
+	local.Call(context.Background(), conn, &webhook.Request{ChatID: "c"})
+	if len(seen) != 1 {
+		t.Fatalf("call did not follow the redirect: %d requests", len(seen))
+	}
+	for _, h := range []string{"Referer", "X-Api-Key", "Authorization", "X-Storyflow-Signature", "X-Storyflow-Timestamp"} {
+		if v := seen[0].Get(h); v != "" {
+			t.Errorf("redirected request carried %s: %q", h, v)
+		}
+	}
+}

@@ -44,6 +44,9 @@ var (
 		{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
 		{netip.MustParsePrefix("172.16.0.0/12"), "private"},
 		{netip.MustParsePrefix("192.0.0.0/24"), "reserved"},
+		{netip.MustParsePrefix("192.0.2.0/24"), "documentation"},
+		{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},
+		{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
 		{netip.MustParsePrefix("192.168.0.0/16"), "private"},
 		{netip.MustParsePrefix("198.18.0.0/15"), "reserved"},
 		{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
@@ -51,12 +54,18 @@ var (
 		{netip.MustParsePrefix("::/128"), "unspecified"},
 		{netip.MustParsePrefix("::1/128"), "loopback"},
 		{netip.MustParsePrefix("fc00::/7"), "private"},
+		{netip.MustParsePrefix("2001:db8::/32"), "documentation"},
+		{netip.MustParsePrefix("2001::/32"), "Teredo"},
+		{netip.MustParsePrefix("100::/64"), "discard-only"},
+		{netip.MustParsePrefix("64:ff9b:1::/48"), "local NAT64"},
 		{netip.MustParsePrefix("fe80::/10"), "link-local"},
 		{netip.MustParsePrefix("ff00::/8"), "multicast"},
 	}
 	nat64   = netip.MustParsePrefix("64:ff9b::/96")
 	sixto4  = netip.MustParsePrefix("2002::/16")
 	compat4 = netip.MustParsePrefix("::/96")
+	// translated4 is SIIT's IPv4-translated ::ffff:0:a.b.c.d.
+	translated4 = netip.MustParsePrefix("::ffff:0:0:0/96")
 )
 
 // Refused tells whether outbound calls may not reach ip, and why. IPv4
@@ -72,7 +81,7 @@ func Refused(ip netip.Addr) (kind string, refused bool) {
 	if ip.Is6() {
 		b := ip.As16()
 		switch {
-		case nat64.Contains(ip), compat4.Contains(ip) && ip != netip.IPv6Unspecified() && ip != netip.IPv6Loopback():
+		case nat64.Contains(ip), translated4.Contains(ip), compat4.Contains(ip) && ip != netip.IPv6Unspecified() && ip != netip.IPv6Loopback():
 			if k, r := Refused(netip.AddrFrom4([4]byte(b[12:16]))); r {
 				return k, true
 			}

@@ -43,6 +43,15 @@ func TestRefused(t *testing.T) {
 		{"ff02::1", "multicast"},
 		{"64:ff9b::a00:1", "private"},  // NAT64 of 10.0.0.1
 		{"2002:7f00:1::1", "loopback"}, // 6to4 of 127.0.0.1
+		{"::ffff:0:7f00:1", "loopback"}, // IPv4-translated 127.0.0.1
+		{"::ffff:0:a00:1", "private"},   // IPv4-translated 10.0.0.1
+		{"192.0.2.1", "documentation"},
+		{"198.51.100.7", "documentation"},
+		{"203.0.113.9", "documentation"},
+		{"198.18.0.1", "reserved"},
+		{"198.19.255.254", "reserved"},
+		{"2001:db8::1", "documentation"},
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"},
 		{"8.8.8.8", ""},
 		{"93.184.216.34", ""},
 		{"100.128.0.1", ""},

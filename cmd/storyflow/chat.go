@@ -63,6 +63,7 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(attrs, "attr", "set a chat attribute, e.g. plan=pro (repeatable)")
 	maxSteps := fs.Int("max-steps", 100, "most nodes a turn may run")
 	delays := fs.Bool("delays", false, "wait for each response's delay before showing it")
+	storyEnv := fs.String("story-env", strings.Join(stories.DefaultEnv, ","), "the ${VAR} names the story may use: names and PREFIX_* patterns, comma separated")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagExit(err)
@@ -85,7 +86,12 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l, ReplaceAttr: noTime}))
 	}
 	reg := nodes.NewRegistry(nodes.Options{AllowPrivateWebhooks: true, Logger: logger(slog.LevelWarn)})
-	story, warnings, err := stories.LoadFile(pos[0], stories.Options{Registry: reg})
+	env, err := stories.ParseEnv(*storyEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "storyflow chat: --story-env: %v\n", err)
+		return exitUsage
+	}
+	story, warnings, err := stories.LoadFile(pos[0], stories.Options{Registry: reg, Env: env})
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, w.String())
 	}

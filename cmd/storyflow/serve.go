@@ -19,11 +19,11 @@ import (
 
 	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/engine"
-	"github.com/storyflow/storyflow/stories"
 	"github.com/storyflow/storyflow/store"
 	"github.com/storyflow/storyflow/store/bolt"
 	"github.com/storyflow/storyflow/store/lsm"
 	"github.com/storyflow/storyflow/store/mongo"
+	"github.com/storyflow/storyflow/stories"
 )
 
 func init() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/stories"
@@ -30,9 +31,15 @@ type fileReport struct {
 func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("validate", stderr)
 	asJSON := fs.Bool("json", false, "print the lints as JSON")
+	storyEnv := fs.String("story-env", strings.Join(stories.DefaultEnv, ","), "the ${VAR} names stories may use: names and PREFIX_* patterns, comma separated")
 	files, err := parseFlags(fs, args)
 	if err != nil {
 		return flagExit(err)
+	}
+	env, err := stories.ParseEnv(*storyEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "storyflow validate: --story-env: %v\n", err)
+		return exitUsage
 	}
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "storyflow validate: no files given")
@@ -42,7 +49,7 @@ func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	code := exitOK
 	reports := make([]fileReport, 0, len(files))
 	for _, f := range files {
-		r := validateFile(f)
+		r := validateFile(f, env)
 		if !r.OK {
 			code = exitFail
 		}
@@ -67,9 +74,9 @@ func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 }
 
 // validateFile loads one story with the default registry.
-func validateFile(file string) fileReport {
+func validateFile(file string, env []string) fileReport {
 	r := fileReport{File: file, Lints: []engine.Lint{}}
-	_, warnings, err := stories.LoadFile(file, stories.Options{})
+	_, warnings, err := stories.LoadFile(file, stories.Options{Env: env})
 	var le *engine.LintError
 	switch {
 	case errors.As(err, &le):
