@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/storyflow/storyflow/internal/strictjson"
 )
 
 // decodeJSON decodes one JSON object strictly: unknown fields, wrong types
@@ -19,6 +21,9 @@ func decodeJSON(body []byte, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
+	}
+	if err := strictjson.CheckDuplicates(body); err != nil {
+		return badRequest("request body is not valid JSON: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("request body is not valid JSON: data after the object")
@@ -35,6 +40,9 @@ func jsonError(err error) *Error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("request body is not valid JSON: unexpected end")
 	case errors.As(err, &typ):
+		if strings.HasPrefix(typ.Value, "number ") && typ.Type != nil && typeName(typ.Type.Kind().String(), "") == "a number" {
+			return badRequest("field %s: number %s is out of range", typ.Field, strings.TrimPrefix(typ.Value, "number "))
+		}
 		if typ.Field == "" {
 			return badRequest("request body must be a JSON object, got %s", jsonKind(typ.Value))
 		}

@@ -89,14 +89,18 @@ func (s *Server) toError(err error) *Error {
 		if code == "" {
 			code = strings.ReplaceAll(strings.ToLower(http.StatusText(fe.Code)), " ", "_")
 		}
-		msg := fe.Message
+		// fiber's own messages can quote the raw request (a header that
+		// does not parse, Authorization included): say only the status.
+		msg := http.StatusText(fe.Code)
 		switch fe.Code {
 		case http.StatusRequestEntityTooLarge:
 			msg = fmt.Sprintf("request body is larger than %d bytes", s.bodyLimit)
 		case http.StatusNotFound:
-			if strings.HasPrefix(msg, "Cannot ") {
-				msg = "no such route: " + strings.TrimPrefix(msg, "Cannot ")
+			if m, ok := strings.CutPrefix(fe.Message, "Cannot "); ok && len(m) < 300 {
+				msg = "no such route: " + m
 			}
+		case http.StatusBadRequest:
+			msg = "malformed HTTP request"
 		}
 		return &Error{Status: fe.Code, Code: code, Message: oneLine(msg), Err: err}
 	case errors.Is(err, store.ErrNotFound):

@@ -3,11 +3,11 @@ package api
 import (
 	"math"
 
-	"github.com/maypok86/otter/v2"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/maypok86/otter/v2"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -152,8 +152,8 @@ func versionParam(c *fiber.Ctx) (int, error) {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, badRequest("version must be a whole number of at least 1, got %q", v)
+	if err != nil || n < 1 || n > math.MaxInt32 {
+		return 0, badRequest("version must be a whole number from 1 to %d, got %q", math.MaxInt32, v)
 	}
 	return n, nil
 }
@@ -349,8 +349,9 @@ type storyCache struct {
 }
 
 // storyWeight is how many bytes of memory a byte of story source takes
-// once compiled (measured by TestStoryCacheBoundsMemory: about 20).
-const storyWeight = 24
+// once compiled (TestStoryCacheBoundsMemory measured 5.5 for a story of
+// message nodes with templates).
+const storyWeight = 6
 
 type storyKey struct {
 	id      string

@@ -74,6 +74,12 @@ func (t *Turn) SetAttribute(name string, v any) {
 	t.Chat.Attributes[name] = v
 }
 
+// DeleteAttribute removes a chat attribute.
+func (t *Turn) DeleteAttribute(name string) {
+	t.record(name)
+	delete(t.Chat.Attributes, name)
+}
+
 // MergeAttributes merges attrs into the chat; a nil value removes the key.
 func (t *Turn) MergeAttributes(attrs map[string]any) {
 	for k, v := range attrs {
@@ -170,6 +176,7 @@ func (t *Turn) Reset() {
 	t.calls = t.calls[:0]
 	t.Events = t.Events[:0]
 	t.Task = nil
+	t.changes = t.changes[:0]
 }
 
 func newTurn(s *Story, c *Chat, in Input) *Turn {

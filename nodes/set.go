@@ -36,10 +36,10 @@ func (n *Set) Run(_ context.Context, t *engine.Turn) (engine.Result, error) {
 			return engine.Result{}, err
 		}
 		if v == nil {
-			delete(t.Chat.Attributes, n.Attributes[i].Name)
+			t.DeleteAttribute(n.Attributes[i].Name)
 			continue
 		}
-		t.Chat.Attributes[n.Attributes[i].Name] = v
+		t.SetAttribute(n.Attributes[i].Name, v)
 	}
 	return engine.Goto(n.Next), nil
 }

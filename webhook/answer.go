@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"github.com/storyflow/storyflow/internal/strictjson"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -91,6 +93,9 @@ func decodeAnswer(body []byte, gotoOK func(string) bool, fast bool) (*Answer, er
 		if err := d.Decode(a); err != nil || d.InputOffset() != int64(len(body)) {
 			return nil, answerProblem(body, err)
 		}
+	}
+	if err := strictjson.CheckDuplicates(body); err != nil {
+		return nil, invalid("", "%s", err.Error())
 	}
 	for i := range a.Responses {
 		if err := checkResponse(&a.Responses[i], gotoOK); err != nil {

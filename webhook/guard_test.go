@@ -41,8 +41,8 @@ func TestRefused(t *testing.T) {
 		{"100.127.255.254", "shared (CGNAT)"},
 		{"224.0.0.1", "multicast"},
 		{"ff02::1", "multicast"},
-		{"64:ff9b::a00:1", "private"},  // NAT64 of 10.0.0.1
-		{"2002:7f00:1::1", "loopback"}, // 6to4 of 127.0.0.1
+		{"64:ff9b::a00:1", "private"},   // NAT64 of 10.0.0.1
+		{"2002:7f00:1::1", "loopback"},  // 6to4 of 127.0.0.1
 		{"::ffff:0:7f00:1", "loopback"}, // IPv4-translated 127.0.0.1
 		{"::ffff:0:a00:1", "private"},   // IPv4-translated 10.0.0.1
 		{"192.0.2.1", "documentation"},
