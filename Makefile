@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test ./webhook -run='^$$' -fuzz='^FuzzDecodeAnswer$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 	$(GO) test ./webhook -run='^$$' -fuzz='^FuzzFastAnswer$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 	$(GO) test ./engine -run='^$$' -fuzz='^FuzzResponseAppendJSON$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
+	$(GO) test ./api -run='^$$' -fuzz='^FuzzHTTP$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 
 # Benchmarks: the Go benchmarks, then the load test (bench/loadtest:
 # storyflow turns against hand-written fiber baselines on loopback; see
