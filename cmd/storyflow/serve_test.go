@@ -72,8 +72,14 @@ type serveProc struct {
 // it listens.
 func startServe(t *testing.T, args ...string) *serveProc {
 	t.Helper()
+	return startServeEnv(t, nil, args...)
+}
+
+// startServeEnv is startServe with more environment (later values win).
+func startServeEnv(t *testing.T, env []string, args ...string) *serveProc {
+	t.Helper()
 	cmd := exec.Command(storyflow, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "STORYFLOW_API_TOKEN="+serveToken, "STORYFLOW_MONGO_URI=")
+	cmd.Env = append(append(os.Environ(), "STORYFLOW_API_TOKEN="+serveToken, "STORYFLOW_MONGO_URI="), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
