@@ -56,13 +56,15 @@ fuzz:
 # README, Performance). LOADFLAGS passes flags to it, e.g.
 # LOADFLAGS='-duration 10s -cpuprofile prof'.
 .PHONY: bench-go bench-load
-LOADFLAGS ?= -duration 5s -c 32
+LOADFLAGS ?= -duration 10s -c 50 -chats 400
 bench: bench-go bench-load
 
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
 
 bench-load: build
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
+		(apt-get update && apt-get install -y wrk) >/dev/null || sudo sh -c 'apt-get update && apt-get install -y wrk' >/dev/null; }
 	$(GO) run ./bench/loadtest -bin $(BIN) $(LOADFLAGS)
 
 lint:

@@ -22,7 +22,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -31,12 +30,22 @@ import (
 func main() {
 	bin := flag.String("bin", "bin/storyflow", "storyflow binary")
 	dur := flag.Duration("duration", 10*time.Second, "length of each measured phase")
-	conc := flag.Int("c", 32, "concurrent clients (one chat each)")
+	conc := flag.Int("c", 50, "wrk connections")
+	flag.IntVar(&chats, "chats", 400, "chats the storyflow phases spread their turns over")
+	flag.IntVar(&wrkThreads, "t", 2, "wrk threads")
+	backendMode := flag.Bool("backend", false, "internal: serve the webhook backend and print its address")
 	flag.IntVar(&rounds, "rounds", 3, "rounds of the four phases; ratios are reported per round and as medians")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory (PHASE-ROUND.pprof)")
 	flag.StringVar(&serveArgs, "serve-args", "", "extra arguments for storyflow serve, space-separated (e.g. \"--store lsm\")")
 	baseline := flag.String("baseline", "", "internal: serve the baselines for this webhook URL and print their address")
 	flag.Parse()
+	if *backendMode {
+		if err := serveBackend(); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest: backend:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *baseline != "" {
 		if err := serveBaseline(*baseline); err != nil {
 			fmt.Fprintln(os.Stderr, "loadtest: baseline:", err)
@@ -53,6 +62,10 @@ func main() {
 // rounds is how many times the four phases run, one after the other.
 var rounds = 3
 
+// chats is how many chats a storyflow phase spreads its turns over;
+// wrkThreads is wrk's -t.
+var chats, wrkThreads = 400, 2
+
 // profileDir is where storyflow's CPU profiles go ("": none).
 var profileDir string
 
@@ -64,16 +77,16 @@ var answer = []byte(`{"responses":[{"type":"text","message":"Checked."}],"attrib
 
 func run(bin string, dur time.Duration, conc int) error {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	// The webhook backend.
-	backend, err := serveHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(answer)
-	}))
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk is not installed (apt-get install wrk; make bench installs it)")
+	}
+	// The webhook backend, in a process of its own like every server here.
+	backend, stopBackend, err := startSelf("-backend")
 	if err != nil {
 		return err
 	}
-	hookURL := "http://" + backend + "/hook"
+	defer stopBackend()
+	hookURL := backend + "/hook"
 
 	// The baselines: a hand-written fiber handler making the same webhook
 	// call, and an echo handler. Like storyflow they run in a process of
@@ -106,27 +119,31 @@ func run(bin string, dur time.Duration, conc int) error {
 		err := post(client, sf+"/v1/chats", token, fmt.Sprintf(`{"storyId":%q}`, story), &out)
 		return out.ChatID, err
 	}
-	turn := func(story string) func(i int) (func() error, error) {
-		return func(i int) (func() error, error) {
+	turn := func(story string) (string, error) {
+		ids := make([]string, chats)
+		for i := range ids {
 			id, err := newChat(story)
 			if err != nil {
-				return nil, err
+				return "", err
 			}
-			url := sf + "/v1/chats/" + id + "/messages"
-			return func() error { return post(client, url, token, `{"text":"hello"}`, nil) }, nil
+			ids[i] = id
 		}
+		return turnScript(ids, token), nil
 	}
-	plainPost := func(url, body string) func(int) (func() error, error) {
-		return func(int) (func() error, error) {
-			return func() error { return post(client, url, "", body, nil) }, nil
-		}
+	hookTurns, err := turn("bench_webhook")
+	if err != nil {
+		return err
+	}
+	plainTurns, err := turn("bench_plain")
+	if err != nil {
+		return err
 	}
 	chatBody := `{"chatId":"c1","attributes":{"plan":"free"},"text":"hello"}`
 	phases := []phase{
-		{"baseline: fiber handler + webhook call", "", basePID, plainPost(base+"/hand", chatBody)},
-		{"storyflow: turn with webhook node", "webhook", storyflowPID, turn("bench_webhook")},
-		{"baseline: fiber echo handler", "", basePID, plainPost(base+"/echo", chatBody)},
-		{"storyflow: turn without webhook", "plain", storyflowPID, turn("bench_plain")},
+		{"baseline: fiber handler + webhook call", "", basePID, base + "/hand", postScript(chatBody)},
+		{"storyflow: turn with webhook node", "webhook", storyflowPID, sf, hookTurns},
+		{"baseline: fiber echo handler", "", basePID, base + "/echo", postScript(chatBody)},
+		{"storyflow: turn without webhook", "plain", storyflowPID, sf, plainTurns},
 	}
 	var hookRatio, hookP99, plainRatio []float64
 	for round := 1; round <= rounds; round++ {
@@ -150,7 +167,7 @@ func run(bin string, dur time.Duration, conc int) error {
 type phase struct {
 	name, profile string
 	pid           int
-	mk            func(int) (func() error, error)
+	url, script   string // wrk's URL and Lua script
 }
 
 func median(v []float64) float64 {
@@ -183,7 +200,7 @@ func runPhases(phases []phase, conc int, dur time.Duration, pprofURL string, rou
 	res := make([]result, len(phases))
 	for i, p := range phases {
 		// A short warm-up, then the measured phase.
-		if _, err := load(p.mk, conc, dur/5); err != nil {
+		if _, err := load(p, conc, dur/5); err != nil {
 			return nil, fmt.Errorf("%s: warm-up: %w", p.name, err)
 		}
 		var prof chan error
@@ -196,7 +213,7 @@ func runPhases(phases []phase, conc int, dur time.Duration, pprofURL string, rou
 			}()
 		}
 		cpu0 := readCPU(p.pid)
-		r, err := load(p.mk, conc, dur)
+		r, err := load(p, conc, dur)
 		cpu := readCPU(p.pid).sub(cpu0)
 		if prof != nil {
 			gc := commitStats(pprofURL)
@@ -215,8 +232,8 @@ func runPhases(phases []phase, conc int, dur time.Duration, pprofURL string, rou
 		res[i] = r
 		fmt.Printf("%-42s %8.0f turns/s  p50 %7.2f ms  p99 %7.2f ms  (%d ok, %d errors)\n",
 			p.name, r.rate, ms(r.p50), ms(r.p99), r.n, r.errors)
-		fmt.Printf("  CPU per turn: server %.0f µs, load generator and backend %.0f µs; machine idle %.0f%%, stolen %.0f%%\n",
-			cpu.server/float64(r.n)*1e6, cpu.self/float64(r.n)*1e6, 100*cpu.idle, 100*cpu.steal)
+		fmt.Printf("  CPU per turn: server %.0f µs, wrk %.0f µs; machine idle %.0f%%, stolen %.0f%%\n",
+			cpu.server/float64(r.n)*1e6, r.wrkCPU/float64(r.n)*1e6, 100*cpu.idle, 100*cpu.steal)
 	}
 	return res, nil
 }
@@ -272,57 +289,125 @@ type result struct {
 	n, errors int
 	rate      float64
 	p50, p99  time.Duration
+	wrkCPU    float64 // seconds
 }
 
-// load runs conc clients for d, each with its own request function.
-func load(mk func(int) (func() error, error), conc int, d time.Duration) (result, error) {
-	fns := make([]func() error, conc)
-	for i := range fns {
-		f, err := mk(i)
-		if err != nil {
-			return result{}, err
-		}
-		fns[i] = f
+// load runs wrk against p for d with conc connections and reads its
+// report: requests per second and the latency distribution.
+func load(p phase, conc int, d time.Duration) (result, error) {
+	dir, err := os.MkdirTemp("", "loadtest-wrk")
+	if err != nil {
+		return result{}, err
 	}
-	var mu sync.Mutex
-	var lat []time.Duration
-	var errs atomic.Int64
-	var firstErr atomic.Value
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, f := range fns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mine := make([]time.Duration, 0, 4096)
-			for time.Now().Before(deadline) {
-				t0 := time.Now()
-				if err := f(); err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				mine = append(mine, time.Since(t0))
+	defer os.RemoveAll(dir)
+	script := filepath.Join(dir, "phase.lua")
+	if err := os.WriteFile(script, []byte(p.script), 0o644); err != nil {
+		return result{}, err
+	}
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	cmd := exec.Command("wrk", "-t", fmt.Sprint(wrkThreads), "-c", fmt.Sprint(conc), "-d", fmt.Sprintf("%ds", secs),
+		"--latency", "--timeout", "10s", "-s", script, p.url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	r, err := parseWrk(string(out))
+	if err != nil {
+		return result{}, fmt.Errorf("%w in:\n%s", err, out)
+	}
+	if st := cmd.ProcessState; st != nil {
+		r.wrkCPU = (st.UserTime() + st.SystemTime()).Seconds()
+	}
+	if r.errors > 0 {
+		slog.Warn("requests failed", "phase", p.name, "count", r.errors)
+	}
+	return r, nil
+}
+
+// parseWrk reads wrk --latency output.
+func parseWrk(out string) (result, error) {
+	var r result
+	var total int
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "50%":
+			r.p50 = wrkDuration(f[1])
+		case len(f) == 2 && f[0] == "99%":
+			r.p99 = wrkDuration(f[1])
+		case len(f) >= 2 && f[0] == "Requests/sec:":
+			fmt.Sscan(f[1], &r.rate)
+		case len(f) >= 4 && f[1] == "requests" && f[2] == "in":
+			fmt.Sscan(f[0], &total)
+		case strings.HasPrefix(strings.TrimSpace(line), "Non-2xx or 3xx responses:"):
+			fmt.Sscan(f[len(f)-1], &r.errors)
+		case strings.HasPrefix(strings.TrimSpace(line), "Socket errors:"):
+			// connect 0, read 0, write 0, timeout 0
+			for i := 2; i+1 < len(f); i += 2 {
+				var n int
+				fmt.Sscan(strings.TrimSuffix(f[i+1], ","), &n)
+				r.errors += n
 			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
+		}
 	}
-	wg.Wait()
-	el := time.Since(start)
-	if len(lat) == 0 {
-		return result{}, fmt.Errorf("no request succeeded: %v", firstErr.Load())
+	if r.rate == 0 || total == 0 {
+		return r, errors.New("no requests/sec in wrk's report")
 	}
-	if e := errs.Load(); e > 0 {
-		slog.Warn("requests failed", "count", e, "first", firstErr.Load())
+	r.n = total - r.errors
+	// Failed requests are not turns: count only the good ones' rate.
+	r.rate *= float64(r.n) / float64(total)
+	return r, nil
+}
+
+// wrkDuration parses wrk's 1.23ms, 456.00us, 1.20s.
+func wrkDuration(s string) time.Duration {
+	for _, u := range []struct {
+		suffix string
+		unit   time.Duration
+	}{{"us", time.Microsecond}, {"ms", time.Millisecond}, {"m", time.Minute}, {"s", time.Second}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			var x float64
+			fmt.Sscan(v, &x)
+			return time.Duration(x * float64(u.unit))
+		}
 	}
-	slices.Sort(lat)
-	return result{
-		n: len(lat), errors: int(errs.Load()), rate: float64(len(lat)) / el.Seconds(),
-		p50: lat[len(lat)/2], p99: lat[len(lat)*99/100],
-	}, nil
+	return 0
+}
+
+// turnScript is a wrk script that sends {"text":"hello"} to the chats ids,
+// each wrk thread cycling through its own share of them.
+func turnScript(ids []string, token string) string {
+	var b strings.Builder
+	b.WriteString("local ids = {")
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "%q", id)
+	}
+	fmt.Fprintf(&b, `}
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+local n = 0
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %s"}
+function request()
+  local i = (tid + n * %d) %% #ids + 1
+  n = n + 1
+  return wrk.format("POST", "/v1/chats/" .. ids[i] .. "/messages", headers, '{"text":"hello"}')
+end
+`, token, wrkThreads)
+	return b.String()
+}
+
+// postScript is a wrk script that POSTs body.
+func postScript(body string) string {
+	return fmt.Sprintf(`wrk.method = "POST"
+wrk.body = %q
+wrk.headers["Content-Type"] = "application/json"
+`, body)
 }
 
 func post(c *http.Client, url, token, body string, out any) error {
@@ -352,37 +437,50 @@ func post(c *http.Client, url, token, body string, out any) error {
 	return nil
 }
 
-func serveHTTP(h http.Handler) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	go http.Serve(ln, h)
-	return ln.Addr().String(), nil
-}
-
 // startBaseline runs this program again as the baseline server and returns
 // its address.
 func startBaseline(hookURL string) (string, func(), error) {
+	return startSelf("-baseline", hookURL)
+}
+
+// serveBackend serves the webhook backend: every call gets answer.
+func serveBackend() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println("http://" + ln.Addr().String())
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(answer)
+	}))
+}
+
+// startSelf runs this program again with args (a server that prints its
+// base URL first) and returns that URL.
+func startSelf(args ...string) (string, func(), error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.Command(self, "-baseline", hookURL)
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start baseline: %w", err)
+		return "", nil, fmt.Errorf("start %s: %w", args[0], err)
 	}
-	basePID = cmd.Process.Pid
+	if args[0] == "-baseline" {
+		basePID = cmd.Process.Pid
+	}
 	stop := func() { cmd.Process.Kill(); cmd.Wait() }
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		stop()
-		return "", nil, fmt.Errorf("baseline address: %w", err)
+		return "", nil, fmt.Errorf("%s address: %w", args[0], err)
 	}
 	return strings.TrimSpace(line), stop, nil
 }
