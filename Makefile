@@ -47,7 +47,6 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./stories -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 	$(GO) test ./webhook -run='^$$' -fuzz='^FuzzDecodeAnswer$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
-	$(GO) test ./webhook -run='^$$' -fuzz='^FuzzFastAnswer$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 	$(GO) test ./engine -run='^$$' -fuzz='^FuzzResponseAppendJSON$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 	$(GO) test ./api -run='^$$' -fuzz='^FuzzHTTP$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
 

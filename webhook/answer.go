@@ -62,12 +62,6 @@ func within(path string, err error) error {
 // button names a node); unknown fields are errors. An empty body is an empty
 // answer.
 func DecodeAnswer(body []byte, gotoOK func(string) bool) (*Answer, error) {
-	return decodeAnswer(body, gotoOK, true)
-}
-
-// decodeAnswer is DecodeAnswer; with fast false it never tries the
-// hand-written decoder (the reference the tests hold it to).
-func decodeAnswer(body []byte, gotoOK func(string) bool, fast bool) (*Answer, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return &Answer{}, nil
@@ -78,21 +72,13 @@ func decodeAnswer(body []byte, gotoOK func(string) bool, fast bool) (*Answer, er
 		}
 		return nil, invalid("", "must be a JSON object")
 	}
-	// Fastest path: the hand-written decoder for the common shapes. When it
-	// is unsure, one strict encoding/json pass; on any error there, decode
-	// again piece by piece to say exactly where the problem is.
-	var a *Answer
-	ok := false
-	if fast {
-		a, ok = decodeAnswerFast(body)
-	}
-	if !ok {
-		a = &Answer{}
-		d := json.NewDecoder(bytes.NewReader(body))
-		d.DisallowUnknownFields()
-		if err := d.Decode(a); err != nil || d.InputOffset() != int64(len(body)) {
-			return nil, answerProblem(body, err)
-		}
+	// One strict encoding/json pass; on an error, decode again piece by
+	// piece to say exactly where the problem is.
+	a := &Answer{}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(a); err != nil || d.InputOffset() != int64(len(body)) {
+		return nil, answerProblem(body, err)
 	}
 	if err := strictjson.CheckDuplicates(body); err != nil {
 		return nil, invalid("", "%s", err.Error())

@@ -20,18 +20,6 @@ func BenchmarkDecodeAnswer(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodeAnswerPlain is BenchmarkDecodeAnswer without the
-// hand-written fast path (encoding/json only), for comparison.
-func BenchmarkDecodeAnswerPlain(b *testing.B) {
-	body := []byte(benchAnswer)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := webhook.DecodeAnswerPlain(body, gotoOK); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func BenchmarkSign(b *testing.B) {
 	body := bytes.Repeat([]byte("x"), 300)
 	b.ReportAllocs()
