@@ -1,29 +1,48 @@
-package lsm_test
+package embedded_test
 
 import (
 	"context"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/store"
-	"github.com/storyflow/storyflow/store/lsm"
+	"github.com/storyflow/storyflow/store/embedded"
 	"github.com/storyflow/storyflow/store/storetest"
 )
 
-// TestSuite runs the shared behaviour suite (its Reopen case closes and
-// reopens the store).
+// modes are the two durability modes: every write synced, and synced
+// every 10 ms (the server's default).
+var modes = []struct {
+	name string
+	opts embedded.Options
+}{
+	{"always", embedded.Options{}},
+	{"10ms", embedded.Options{SyncEvery: 10 * time.Millisecond}},
+}
+
+// TestSuite runs the shared behaviour suite in both modes (its Reopen case
+// closes and reopens the store).
 func TestSuite(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storetest.Opener {
-		dir := t.TempDir()
-		return func() (store.Store, error) { return lsm.Open(dir) }
-	})
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) storetest.Opener {
+				dir := t.TempDir()
+				return func() (store.Store, error) { return embedded.Open(dir, m.opts) }
+			})
+		})
+	}
 }
 
 // TestLocal: a directory in use cannot be opened twice; Close is safe to
 // repeat and later writes fail.
 func TestLocal(t *testing.T) {
-	storetest.Local(t, func(dir string) (store.Store, error) { return lsm.Open(dir) })
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			storetest.Local(t, func(dir string) (store.Store, error) { return embedded.Open(dir, m.opts) })
+		})
+	}
 }
 
 // TestGetChatCopies: a chat from GetChat (served from the decoded-chat
@@ -31,7 +50,7 @@ func TestLocal(t *testing.T) {
 // see what was written.
 func TestGetChatCopies(t *testing.T) {
 	dir := t.TempDir()
-	s, err := lsm.Open(dir)
+	s, err := embedded.Open(dir, embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +81,7 @@ func TestGetChatCopies(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = lsm.Open(dir); err != nil {
+	if s, err = embedded.Open(dir, embedded.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
@@ -75,17 +94,27 @@ func TestGetChatCopies(t *testing.T) {
 	}
 }
 
-// TestCrashKill9: nothing acknowledged is lost when the process is killed.
+// TestCrashKill9: in both modes, nothing acknowledged is lost when the
+// process is killed.
 func TestCrashKill9(t *testing.T) {
-	storetest.Crash(t, func(dir string) (store.Store, error) { return lsm.Open(dir) })
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			storetest.Crash(t, func(dir string) (store.Store, error) { return embedded.Open(dir, m.opts) })
+		})
+	}
 }
 
-// BenchmarkTurn: the store's part of a chat turn (storetest.BenchTurn).
+// BenchmarkTurn: the store's part of a chat turn (storetest.BenchTurn), in
+// both modes.
 func BenchmarkTurn(b *testing.B) {
-	s, err := lsm.Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
+	for _, m := range modes {
+		b.Run(m.name, func(b *testing.B) {
+			s, err := embedded.Open(b.TempDir(), m.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			storetest.BenchTurn(b, s)
+		})
 	}
-	defer s.Close()
-	storetest.BenchTurn(b, s)
 }

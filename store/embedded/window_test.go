@@ -1,11 +1,10 @@
-package window_test
+package embedded
 
 import (
 	"sync"
 	"testing"
 
 	"github.com/storyflow/storyflow/engine"
-	"github.com/storyflow/storyflow/store/internal/window"
 )
 
 func entries(from, to int64) []engine.Entry {
@@ -31,29 +30,29 @@ func check(t *testing.T, w []engine.Entry, seq int64) {
 }
 
 func TestClaimOnce(t *testing.T) {
-	c := window.New()
-	c.Put("a", 1, 3, entries(1, 3))
-	w1, ok := c.Get("a", 3)
+	c := newChatCache(0)
+	c.putWindow("a", 1, 3, entries(1, 3))
+	w1, ok := c.getWindow("a", 3)
 	if !ok || cap(w1) == len(w1) {
 		t.Fatalf("first get: ok %v, len %d cap %d; want room", ok, len(w1), cap(w1))
 	}
-	w2, _ := c.Get("a", 3)
+	w2, _ := c.getWindow("a", 3)
 	if cap(w2) != len(w2) {
 		t.Fatalf("second get has room (len %d cap %d)", len(w2), cap(w2))
 	}
-	if _, ok := c.Get("a", 2); ok {
+	if _, ok := c.getWindow("a", 2); ok {
 		t.Fatal("got a window for another seq")
 	}
 }
 
 func TestInPlace(t *testing.T) {
-	c := window.New()
-	c.Put("a", 1, 3, entries(1, 3))
-	w, _ := c.Get("a", 3)
+	c := newChatCache(0)
+	c.putWindow("a", 1, 3, entries(1, 3))
+	w, _ := c.getWindow("a", 3)
 	w = append(w, entries(4, 5)...)
 	last := &w[len(w)-1]
-	c.Put("a", 2, 5, w)
-	got, ok := c.Get("a", 5)
+	c.putWindow("a", 2, 5, w)
+	got, ok := c.getWindow("a", 5)
 	if !ok {
 		t.Fatal("no window after put")
 	}
@@ -67,16 +66,16 @@ func TestInPlace(t *testing.T) {
 }
 
 func TestOtherPutWhileClaimed(t *testing.T) {
-	c := window.New()
-	c.Put("a", 1, 3, entries(1, 3))
-	claimant, _ := c.Get("a", 3)
-	other, _ := c.Get("a", 3)
+	c := newChatCache(0)
+	c.putWindow("a", 1, 3, entries(1, 3))
+	claimant, _ := c.getWindow("a", 3)
+	other, _ := c.getWindow("a", 3)
 	other = append(other, engine.Entry{Seq: 4, From: "bot"})
-	c.Put("a", 2, 4, other)
+	c.putWindow("a", 2, 4, other)
 	// The claimant (whose turn lost) writes its room: the cache must not
 	// have handed it to anyone else.
 	claimant = append(claimant, engine.Entry{Seq: 4, From: "user"})
-	got, _ := c.Get("a", 4)
+	got, _ := c.getWindow("a", 4)
 	check(t, got, 4)
 	if got[3].From != "bot" {
 		t.Errorf("entry 4 is from %q: the claimant's write reached the window", got[3].From)
@@ -85,18 +84,18 @@ func TestOtherPutWhileClaimed(t *testing.T) {
 	if claimant[3].From != "user" {
 		t.Errorf("the claimant's entry changed to %q", claimant[3].From)
 	}
-	c.Put("a", 3, 5, next)
-	got, _ = c.Get("a", 5)
+	c.putWindow("a", 3, 5, next)
+	got, _ = c.getWindow("a", 5)
 	check(t, got, 5)
 }
 
 func TestTrimAndRoomRunsOut(t *testing.T) {
-	c := window.New()
+	c := newChatCache(0)
 	seq := int64(engine.MaxTranscript + 10)
-	c.Put("a", 1, seq, entries(1, seq))
+	c.putWindow("a", 1, seq, entries(1, seq))
 	rev := int64(1)
 	for range 200 {
-		w, ok := c.Get("a", seq)
+		w, ok := c.getWindow("a", seq)
 		if !ok {
 			t.Fatalf("no window at seq %d", seq)
 		}
@@ -104,29 +103,29 @@ func TestTrimAndRoomRunsOut(t *testing.T) {
 		w = append(w, entries(seq+1, seq+3)...) // copies when there is no room
 		seq += 3
 		rev++
-		c.Put("a", rev, seq, w)
+		c.putWindow("a", rev, seq, w)
 	}
-	w, _ := c.Get("a", seq)
+	w, _ := c.getWindow("a", seq)
 	check(t, w, seq)
 }
 
 func TestOlderPutIgnored(t *testing.T) {
-	c := window.New()
-	c.Put("a", 5, 10, entries(1, 10))
-	c.Put("a", 4, 9, entries(1, 9))
-	if _, ok := c.Get("a", 10); !ok {
+	c := newChatCache(0)
+	c.putWindow("a", 5, 10, entries(1, 10))
+	c.putWindow("a", 4, 9, entries(1, 9))
+	if _, ok := c.getWindow("a", 10); !ok {
 		t.Fatal("an older put replaced the window")
 	}
-	if seq, ok := c.SeqAt("a", 5); !ok || seq != 10 {
-		t.Fatalf("SeqAt(5) = %d, %v", seq, ok)
+	if w, ok := c.window("a"); !ok || w.rev != 5 || w.seq != 10 {
+		t.Fatalf("window after an older put: %+v, %v", w, ok)
 	}
 }
 
 // TestConcurrent runs turns (get, append, put) beside readers; run with
 // -race, it fails if a reader can see a write.
 func TestConcurrent(t *testing.T) {
-	c := window.New()
-	c.Put("a", 1, 1, entries(1, 1))
+	c := newChatCache(0)
+	c.putWindow("a", 1, 1, entries(1, 1))
 	var mu sync.Mutex // the chat's turn lock
 	seq, rev := int64(1), int64(1)
 	var wg sync.WaitGroup
@@ -136,7 +135,7 @@ func TestConcurrent(t *testing.T) {
 			defer wg.Done()
 			for range 300 {
 				mu.Lock()
-				w, ok := c.Get("a", seq)
+				w, ok := c.getWindow("a", seq)
 				if !ok {
 					mu.Unlock()
 					t.Error("window missing")
@@ -145,7 +144,7 @@ func TestConcurrent(t *testing.T) {
 				w = append(w, entries(seq+1, seq+2)...)
 				seq += 2
 				rev++
-				c.Put("a", rev, seq, w)
+				c.putWindow("a", rev, seq, w)
 				mu.Unlock()
 			}
 		}()
@@ -160,7 +159,7 @@ func TestConcurrent(t *testing.T) {
 					mu.Lock()
 					s := seq
 					mu.Unlock()
-					w, _ = c.Get("a", s)
+					w, _ = c.getWindow("a", s)
 				}
 				for i := 1; i < len(w); i++ {
 					if w[i].Seq != w[i-1].Seq+1 {

@@ -1,4 +1,4 @@
-package lsm
+package embedded
 
 import (
 	"bytes"
@@ -8,9 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
-	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/store"
@@ -69,6 +68,15 @@ func encodeChat(c *engine.Chat, rev int64) (rec, meta []byte, err error) {
 	return append(rec, data...), meta, nil
 }
 
+// newCachedRecord returns the cache entry of c's record at rev.
+func newCachedRecord(c *engine.Chat, rev int64, rec, meta []byte) *cachedRecord {
+	r := &cachedRecord{rev: rev, seq: c.Seq, rec: rec, meta: meta}
+	if plain, ok := plainChat(c, rev); ok {
+		r.chat, r.chatBytes = plain, plainBytes(plain)
+	}
+	return r
+}
+
 func entryPrefix(id string) []byte { return append(key('t', id), 0) }
 
 func entryKey(id string, seq int64) []byte {
@@ -81,72 +89,34 @@ func replyKey(id string, rev int64) []byte {
 	return binary.BigEndian.AppendUint16(replyPrefix(id), uint16(rev%store.MaxReplies))
 }
 
-// recordCacheSize is how many chats' current records are cached.
-const recordCacheSize = 4096
-
-// records caches the current record and meta of recently written chats, so
-// that a turn reads and compare-and-sets its chat without a pebble Get.
-// An entry is put only by a write holding the chat's lock, after its batch
-// committed, so it is never older than the stored record once the write is
-// acknowledged; a miss reads pebble.
-type records struct {
-	mu sync.Mutex
-	m  map[string]cachedRecord
-}
-
-type cachedRecord struct {
-	rev, seq  int64
-	rec, meta []byte
-	// chat is rec decoded (plainChat), or nil; never handed out, only
-	// copies of it (cloneChat).
-	chat *engine.Chat
-}
-
-func (rs *records) get(id string) (cachedRecord, bool) {
-	rs.mu.Lock()
-	r, ok := rs.m[id]
-	rs.mu.Unlock()
-	return r, ok
-}
-
-// put caches id's record; the caller holds id's chat lock.
-func (rs *records) put(id string, r cachedRecord) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if _, ok := rs.m[id]; !ok && len(rs.m) >= recordCacheSize {
-		for k := range rs.m { // drop one at random
-			delete(rs.m, k)
-			break
-		}
-	}
-	rs.m[id] = r
-}
-
 // current returns chat id's record and meta (nil record: no chat); the
 // caller holds id's chat lock.
-func (s *Store) current(id string) (cachedRecord, error) {
-	if r, ok := s.records.get(id); ok {
+func (s *Store) current(id string) (*cachedRecord, error) {
+	if r, ok := s.cache.record(id); ok {
 		return r, nil
 	}
 	rec, err := get(s.db, key('c', id))
-	if err != nil || rec == nil {
-		return cachedRecord{}, err
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return &cachedRecord{}, nil
 	}
 	rev, seq, err := header(rec)
 	if err != nil {
-		return cachedRecord{}, err
+		return nil, err
 	}
 	meta, err := get(s.db, key('m', id))
 	if err != nil {
-		return cachedRecord{}, err
+		return nil, err
 	}
-	return cachedRecord{rev: rev, seq: seq, rec: rec, meta: meta}, nil
+	return &cachedRecord{rev: rev, seq: seq, rec: rec, meta: meta}, nil
 }
 
 // record returns chat id's current record (nil: no chat) without taking
 // its lock.
 func (s *Store) record(id string) ([]byte, error) {
-	if r, ok := s.records.get(id); ok {
+	if r, ok := s.cache.record(id); ok {
 		return r.rec, nil
 	}
 	return get(s.db, key('c', id))
@@ -156,7 +126,7 @@ func (s *Store) record(id string) ([]byte, error) {
 // one), the reply (if any) and the entries of c above the stored chat's, in
 // key order (c, m, r, t): the memtable inserts a batch's keys in its order
 // and finds each one fastest right after the one before.
-func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored cachedRecord, rec, meta, reply []byte) error {
+func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored *cachedRecord, rec, meta, reply []byte) error {
 	add, err := store.NewEntries(c.Transcript, stored.seq, c.Seq)
 	if err != nil {
 		return err
@@ -194,7 +164,7 @@ func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
 	c.Rev = 1
-	s.windows.Put(c.ID, 1, c.Seq, c.Transcript)
+	s.cache.putWindow(c.ID, 1, c.Seq, c.Transcript)
 	c.Transcript = slices.Clip(c.Transcript)
 	return nil
 }
@@ -207,7 +177,7 @@ func (s *Store) createChat(c *engine.Chat) error {
 	if err != nil {
 		return err
 	}
-	plain, _ := plainChat(c, 1)
+	cached := newCachedRecord(c, 1, rec, meta)
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -230,7 +200,7 @@ func (s *Store) createChat(c *engine.Chat) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
-	s.records.put(c.ID, cachedRecord{rev: 1, seq: c.Seq, rec: rec, meta: meta, chat: plain})
+	s.cache.putRecord(c.ID, cached)
 	return nil
 }
 
@@ -240,7 +210,7 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
 	}
 	c.Rev++
-	s.windows.Put(c.ID, c.Rev, c.Seq, c.Transcript)
+	s.cache.putWindow(c.ID, c.Rev, c.Seq, c.Transcript)
 	c.Transcript = slices.Clip(c.Transcript)
 	return nil
 }
@@ -253,7 +223,7 @@ func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	if err != nil {
 		return err
 	}
-	plain, _ := plainChat(c, c.Rev+1)
+	cached := newCachedRecord(c, c.Rev+1, rec, meta)
 	var replyData []byte
 	if reply != nil {
 		if replyData, err = json.Marshal(reply); err != nil {
@@ -285,7 +255,7 @@ func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
-	s.records.put(c.ID, cachedRecord{rev: c.Rev + 1, seq: c.Seq, rec: rec, meta: meta, chat: plain})
+	s.cache.putRecord(c.ID, cached)
 	return nil
 }
 
@@ -304,7 +274,7 @@ func (s *Store) getChat(id string) (*engine.Chat, error) {
 	}
 	defer s.leave()
 	var c *engine.Chat
-	if r, ok := s.records.get(id); ok && r.chat != nil {
+	if r, ok := s.cache.record(id); ok && r.chat != nil {
 		c = cloneChat(r.chat)
 	} else {
 		v, err := s.record(id)
@@ -321,7 +291,7 @@ func (s *Store) getChat(id string) (*engine.Chat, error) {
 	if c.Seq == 0 {
 		return c, nil
 	}
-	if w, ok := s.windows.Get(id, c.Seq); ok {
+	if w, ok := s.cache.getWindow(id, c.Seq); ok {
 		c.Transcript = w
 		return c, nil
 	}
@@ -330,7 +300,7 @@ func (s *Store) getChat(id string) (*engine.Chat, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.windows.Put(id, c.Rev, c.Seq, c.Transcript)
+	s.cache.putWindow(id, c.Rev, c.Seq, c.Transcript)
 	return c, nil
 }
 

@@ -1,10 +1,12 @@
-// Package lsm is an embedded store on pebble, an LSM tree with a
-// write-ahead log: one pebble database in a data directory.
+// Package embedded is storyflow's embedded store on pebble (an LSM tree
+// with a write-ahead log): one pebble database in a data directory.
 //
-// Every write is acknowledged only after its batch is in the WAL and
-// fsynced (pebble.Sync). Writes to different chats commit in parallel and
-// pebble's WAL shares one fsync among the batches waiting at that moment.
-// A chat's compare-and-set on Rev runs under a per-chat lock (striped).
+// Every write is committed with pebble.Sync: writes to different chats
+// commit in parallel and pebble's WAL shares one sync among the batches
+// waiting at that moment (group commit). With Options.SyncEvery above 0
+// that sync returns once the write is in the operating system, and the WAL
+// goes to disk at least once per interval (walsync.go). A chat's
+// compare-and-set on Rev runs under a per-chat lock (striped).
 //
 // Keys are a one-letter kind, a NUL, then fields separated by NUL (ids may
 // not hold NUL):
@@ -15,7 +17,7 @@
 //	t\0<chat>\0<seq 8 BE>        transcript entry (JSON)
 //	r\0<chat>\0<slot 2 BE>       reply of the update with rev%MaxReplies = slot
 //	w\0<connection>              connection (JSON)
-package lsm
+package embedded
 
 import (
 	"bytes"
@@ -30,10 +32,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/storyflow/storyflow/store"
-	"github.com/storyflow/storyflow/store/internal/window"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -43,9 +45,9 @@ const stripes = 1024
 
 // Store is the pebble store.
 type Store struct {
-	db      *pebble.DB
-	windows *window.Cache
-	records *records
+	db     *pebble.DB
+	cache  *chatCache
+	syncer *walSyncer // nil: every sync goes to disk
 
 	mu     sync.RWMutex // guards closed; held (read) by every operation
 	closed bool
@@ -56,27 +58,45 @@ type Store struct {
 	chatMu  [stripes]sync.Mutex
 }
 
+// Options configure the store. The zero value is the safest: every write
+// is on disk before it is acknowledged.
+type Options struct {
+	// SyncEvery, above 0, acknowledges a write once it is in the operating
+	// system (it survives a kill -9 of the process) and syncs the WAL to
+	// disk at least once per SyncEvery; a power loss can lose the writes of
+	// that window. 0 puts every write on disk before acknowledging it.
+	SyncEvery time.Duration
+	// CacheBytes bounds the memory of the chat cache (0: DefaultCacheBytes).
+	CacheBytes int64
+}
+
 // Open opens (creating it if needed) the store in dir. It fails if another
 // process has the directory open.
-func Open(dir string) (*Store, error) {
+func Open(dir string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	opts := &pebble.Options{
-		MemTableSize: 32 << 20,
-		Logger:       quietLogger{},
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       32 << 20,
+		Logger:             quietLogger{},
 	}
 	// Uncompressed blocks: records and entries are small JSON, and reads
 	// of recent chats should not pay for decompression.
-	opts.Levels = make([]pebble.LevelOptions, 7)
-	for i := range opts.Levels {
-		opts.Levels[i].Compression = pebble.NoCompression
+	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
+	var syncer *walSyncer
+	if o.SyncEvery > 0 {
+		syncer = newWALSyncer(o.SyncEvery)
+		opts.FS = walFS{FS: vfs.Default, s: syncer}
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
+		if syncer != nil {
+			syncer.close()
+		}
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	return &Store{db: db, windows: window.New(), records: &records{m: make(map[string]cachedRecord)}, seed: maphash.MakeSeed()}, nil
+	return &Store{db: db, cache: newChatCache(o.CacheBytes), syncer: syncer, seed: maphash.MakeSeed()}, nil
 }
 
 // quietLogger drops pebble's info logs and keeps errors on stderr.
@@ -101,7 +121,12 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	return s.db.Close()
+	err := s.db.Close()
+	if s.syncer != nil {
+		s.syncer.close()
+	}
+	s.cache.close()
+	return err
 }
 
 // enter marks an operation in flight; leave (if ok) ends it.

@@ -1,9 +1,10 @@
-package lsm
+package embedded
 
 import (
 	"math"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/storyflow/storyflow/engine"
 )
@@ -112,4 +113,47 @@ func plainValue(v any) (any, bool) {
 		return out, true
 	}
 	return nil, false
+}
+
+// plainBytes estimates the memory a plain chat holds (64-bit Go: a string
+// or slice header, an interface, a map slot and so on).
+func plainBytes(c *engine.Chat) int {
+	n := int(unsafe.Sizeof(*c))
+	for _, s := range []string{c.ID, c.StoryID, c.Node, string(c.Status), c.UserID, c.ExternalID, c.Error} {
+		n += len(s)
+	}
+	return n + mapBytes(c.Attributes) + mapBytes(c.UserAttributes)
+}
+
+// mapBytes estimates the memory of a plain map: its header, a slot per
+// entry (key and value headers, with the map's spare room) and what they
+// point to.
+func mapBytes(m map[string]any) int {
+	if m == nil {
+		return 0
+	}
+	n := 48
+	for k, v := range m {
+		n += 48 + len(k) + valueBytes(v)
+	}
+	return n
+}
+
+// valueBytes estimates what a plain value in an interface points to.
+func valueBytes(v any) int {
+	switch v := v.(type) {
+	case string:
+		return 16 + len(v)
+	case float64:
+		return 8
+	case map[string]any:
+		return mapBytes(v)
+	case []any:
+		n := 24 + 16*len(v)
+		for _, e := range v {
+			n += valueBytes(e)
+		}
+		return n
+	}
+	return 0
 }

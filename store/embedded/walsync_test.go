@@ -1,0 +1,107 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/storyflow/storyflow/engine"
+)
+
+// TestIntervalMode: with SyncEvery, pebble's WAL files go through walFS;
+// every acknowledged update is in the WAL file as the operating system
+// sees it (so it survives kill -9) before the first periodic sync, and
+// the periodic sync then leaves no WAL file unsynced.
+func TestIntervalMode(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{SyncEvery: time.Hour}) // no tick during the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.syncer.mu.Lock()
+	tracked := len(s.syncer.files)
+	s.syncer.mu.Unlock()
+	if tracked == 0 {
+		t.Fatal("no WAL file goes through walFS: has pebble's WAL category changed?")
+	}
+	ctx := context.Background()
+	c := &engine.Chat{ID: "c", StoryID: "s", Status: engine.StatusActive, Attributes: map[string]any{}}
+	if err := s.CreateChat(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		mark := fmt.Sprintf("mark-%d-%d", i, time.Now().UnixNano())
+		c.Attributes["m"] = mark
+		if err := s.UpdateChat(ctx, c, nil); err != nil {
+			t.Fatal(err)
+		}
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		found := false
+		for _, l := range logs {
+			data, err := os.ReadFile(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found = found || bytes.Contains(data, []byte(mark))
+		}
+		if !found {
+			t.Fatalf("update %d acknowledged but not in a WAL file (%v)", i, logs)
+		}
+	}
+	dirty := func() int {
+		s.syncer.mu.Lock()
+		defer s.syncer.mu.Unlock()
+		n := 0
+		for f := range s.syncer.files {
+			if f.dirty.Load() {
+				n++
+			}
+		}
+		return n
+	}
+	if dirty() == 0 {
+		t.Fatal("written WAL file not marked for the periodic sync")
+	}
+	s.syncer.syncAll()
+	if n := dirty(); n != 0 {
+		t.Fatalf("%d WAL files unsynced after a periodic sync", n)
+	}
+	if err := s.syncer.failed(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIntervalTicks: the goroutine syncs written WAL files on its own.
+func TestIntervalTicks(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{SyncEvery: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateChat(context.Background(), &engine.Chat{ID: "c", StoryID: "s", Status: engine.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.syncer.mu.Lock()
+		n := 0
+		for f := range s.syncer.files {
+			if f.dirty.Load() {
+				n++
+			}
+		}
+		s.syncer.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("WAL file still unsynced after 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
