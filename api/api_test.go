@@ -14,7 +14,7 @@ import (
 
 	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/store"
-	"github.com/storyflow/storyflow/store/bolt"
+	"github.com/storyflow/storyflow/store/embedded"
 )
 
 const token = "test-token"
@@ -62,7 +62,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func newEnv(t testing.TB, mods ...func(*api.Config)) *env {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir())
+	st, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestUnknownRoute(t *testing.T) {
 }
 
 func TestNewConfig(t *testing.T) {
-	st, err := bolt.Open(t.TempDir())
+	st, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
 // Package store is storyflow's storage: stories (versioned), chats (with
 // optimistic concurrency and remembered replies) and webhook connections.
 // Two implementations pass one behaviour suite (store/storetest):
-// store/bolt (embedded, the default) and store/mongo.
+// store/embedded (pebble in a local data directory, the default) and
+// store/mongo (MongoDB, shared by many server processes).
 package store
 
 import (

@@ -36,7 +36,7 @@ func main() {
 	backendMode := flag.Bool("backend", false, "internal: serve the webhook backend and print its address")
 	flag.IntVar(&rounds, "rounds", 3, "rounds of the four phases; ratios are reported per round and as medians")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory (PHASE-ROUND.pprof)")
-	flag.StringVar(&serveArgs, "serve-args", "", "extra arguments for storyflow serve, space-separated (e.g. \"--store lsm\")")
+	flag.StringVar(&serveArgs, "serve-args", "", "extra arguments for storyflow serve, space-separated (e.g. \"--sync always\")")
 	baseline := flag.String("baseline", "", "internal: serve the baselines for this webhook URL and print their address")
 	flag.Parse()
 	if *backendMode {

@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// TestServePprof: the hidden --pprof flag serves profiles and the group
-// commit counts on a loopback address only, and is not in the help.
+// TestServePprof: the hidden --pprof flag serves profiles and expvar's
+// variables on a loopback address only, and is not in the help.
 func TestServePprof(t *testing.T) {
 	for _, addr := range []string{"10.1.2.3:6060", "0.0.0.0:6060", ":6060", "example.com:6060"} {
 		r := run(t, "", "serve", "--pprof", addr)
@@ -27,9 +27,8 @@ func TestServePprof(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	// groupCommit is bbolt's group commit (lsm, the default, has none).
-	startServe(t, "--store", "bolt", "--data", t.TempDir(), "--pprof="+addr)
-	for path, want := range map[string]string{"/debug/vars": `"groupCommit"`, "/debug/pprof/": "goroutine"} {
+	startServe(t, "--data", t.TempDir(), "--pprof="+addr)
+	for path, want := range map[string]string{"/debug/vars": `"memstats"`, "/debug/pprof/": "goroutine"} {
 		res, err := http.Get("http://" + addr + path)
 		if err != nil {
 			t.Fatal(err)

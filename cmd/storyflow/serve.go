@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,8 +22,7 @@ import (
 	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/store"
-	"github.com/storyflow/storyflow/store/bolt"
-	"github.com/storyflow/storyflow/store/lsm"
+	"github.com/storyflow/storyflow/store/embedded"
 	"github.com/storyflow/storyflow/store/mongo"
 	"github.com/storyflow/storyflow/stories"
 )
@@ -44,7 +45,9 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	storiesDir := fs.String("stories", "", "load the story files (*.yaml, *.yml) of this directory at start and reload changed ones")
 	dataDir := fs.String("data", "data", "data directory of the embedded store")
-	storeKind := fs.String("store", "lsm", "embedded store: lsm (pebble) or bolt (bbolt)")
+	syncMode := fs.String("sync", "10ms", "embedded store durability: always (every turn on disk before its answer) or an interval (a turn answered once in the OS, on disk within the interval)")
+	cacheBytes := byteSize(embedded.DefaultCacheBytes)
+	fs.Var(&cacheBytes, "cache-bytes", "memory bound of the embedded store's chat cache, in bytes (suffixes KiB, MiB, GiB)")
 	mongoURI := fs.String("mongo", "", "MongoDB URI, instead of the embedded store (env STORYFLOW_MONGO_URI)")
 	token := fs.String("token", "", "API bearer token (env STORYFLOW_API_TOKEN; default: a random one, printed at start)")
 	allowPrivate := fs.Bool("allow-private-webhooks", false, "let webhooks reach loopback and private addresses (development)")
@@ -95,7 +98,12 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		*token, generated = api.NewToken(), true
 	}
 
-	st, err := openStore(*mongoURI, *storeKind, *dataDir, log)
+	syncEvery, err := parseSync(*syncMode)
+	if err != nil {
+		fmt.Fprintf(stderr, "storyflow serve: --sync: %v\n", err)
+		return exitUsage
+	}
+	st, err := openStore(*mongoURI, *dataDir, embedded.Options{SyncEvery: syncEvery, CacheBytes: int64(cacheBytes)}, log)
 	if err != nil {
 		log.Error("open store", "err", err)
 		return exitFail
@@ -137,9 +145,6 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 			return exitFail
 		}
 		defer pln.Close()
-		if b, ok := st.(*bolt.Store); ok {
-			expvar.Publish("groupCommit", expvar.Func(func() any { return b.CommitStats() }))
-		}
 		go http.Serve(pln, pprofMux())
 		log.Info("pprof", "addr", pln.Addr().String())
 	}
@@ -183,8 +188,7 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 const gcPercent = 400
 
 // pprofFlag takes the hidden --pprof ADDR flag (profiling endpoints and
-// expvar's /debug/vars with the embedded store's group commit counts, on
-// a loopback address only) out of args.
+// expvar's /debug/vars, on a loopback address only) out of args.
 func pprofFlag(args []string) (addr string, rest []string, err error) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -230,9 +234,8 @@ func pprofMux() *http.ServeMux {
 	return mux
 }
 
-// openStore opens MongoDB when uri is set, else the embedded store of the
-// given kind (bolt or lsm) in dir.
-func openStore(uri, kind, dir string, log *slog.Logger) (store.Store, error) {
+// openStore opens MongoDB when uri is set, else the embedded store in dir.
+func openStore(uri, dir string, opts embedded.Options, log *slog.Logger) (store.Store, error) {
 	if uri != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -244,19 +247,58 @@ func openStore(uri, kind, dir string, log *slog.Logger) (store.Store, error) {
 		log.Info("store: mongodb", "database", db)
 		return st, nil
 	}
-	var st store.Store
-	var err error
-	switch kind {
-	case "bolt":
-		st, err = bolt.Open(dir)
-	case "lsm":
-		st, err = lsm.Open(dir)
-	default:
-		return nil, fmt.Errorf("--store: %q is not bolt or lsm", kind)
-	}
+	st, err := embedded.Open(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("store: embedded", "kind", kind, "dir", dir)
+	sync := "always"
+	if opts.SyncEvery > 0 {
+		sync = opts.SyncEvery.String()
+	}
+	log.Info("store: embedded", "dir", dir, "sync", sync, "cacheBytes", opts.CacheBytes)
 	return st, nil
+}
+
+// parseSync reads --sync: "always" (0) or a positive interval.
+func parseSync(s string) (time.Duration, error) {
+	if s == "always" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q is not always or a positive interval such as 10ms", s)
+	}
+	return d, nil
+}
+
+// byteSize is a flag value in bytes: a whole number, optionally with a
+// KiB, MiB or GiB suffix.
+type byteSize int64
+
+func (b *byteSize) String() string {
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if *b != 0 && int64(*b)%u.n == 0 {
+			return strconv.FormatInt(int64(*b)/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(*b), 10)
+}
+
+func (b *byteSize) Set(in string) error {
+	s, mult := in, int64(1)
+	for suffix, n := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if num, ok := strings.CutSuffix(s, suffix); ok {
+			s, mult = num, n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return fmt.Errorf("%q is not a positive size such as 64MiB", in)
+	}
+	*b = byteSize(n * mult)
+	return nil
 }

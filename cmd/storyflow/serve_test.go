@@ -197,10 +197,10 @@ func storiesDir(t *testing.T) string {
 
 // TestServeDurability runs conversations, kills the server with SIGKILL
 // while turns are in flight, restarts it on the same data directory and
-// finds every acknowledged turn.
+// finds every acknowledged turn, in both --sync modes.
 func TestServeDurability(t *testing.T) {
-	for _, store := range []string{"bolt", "lsm"} {
-		t.Run(store, func(t *testing.T) { testDurability(t, "--store", store) })
+	for _, mode := range []string{"always", "10ms"} {
+		t.Run(mode, func(t *testing.T) { testDurability(t, "--sync", mode) })
 	}
 }
 
@@ -376,6 +376,15 @@ func TestServeFlags(t *testing.T) {
 	r = run(t, "", "serve", "--log-level", "loud")
 	if r.code != 2 {
 		t.Fatalf("bad log level: %d %s", r.code, r.stderr)
+	}
+	for _, args := range [][]string{
+		{"--sync", "sometimes"}, {"--sync", "0s"}, {"--sync", "-5ms"},
+		{"--cache-bytes", "0"}, {"--cache-bytes", "64MB"}, {"--cache-bytes", "-1"}, {"--cache-bytes", "99999999999GiB"},
+	} {
+		r = run(t, "", append([]string{"serve", "--data", t.TempDir()}, args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, strings.TrimLeft(args[0], "-")) || !strings.Contains(r.stderr, args[1]) {
+			t.Errorf("%s %s: exit %d, %s", args[0], args[1], r.code, r.stderr)
+		}
 	}
 
 	// Without a token one is generated and printed once; it works.
