@@ -65,7 +65,7 @@ type cachedRecord struct {
 }
 
 func (r *cachedRecord) bytes() int {
-	return int(unsafe.Sizeof(*r)) + len(r.rec) + len(r.meta) + r.chatBytes
+	return int(unsafe.Sizeof(*r)) + cap(r.rec) + cap(r.meta) + r.chatBytes
 }
 
 func (cc *chatCache) record(id string) (*cachedRecord, bool) {
