@@ -105,9 +105,13 @@ func TestCrashKill9(t *testing.T) {
 }
 
 // BenchmarkTurn: the store's part of a chat turn (storetest.BenchTurn), in
-// both modes.
+// both modes, and with a chat cache too small to hold anything (what the
+// cache saves).
 func BenchmarkTurn(b *testing.B) {
-	for _, m := range modes {
+	for _, m := range append(modes[:len(modes):len(modes)], struct {
+		name string
+		opts embedded.Options
+	}{"10ms-nocache", embedded.Options{SyncEvery: 10 * time.Millisecond, CacheBytes: 1}}) {
 		b.Run(m.name, func(b *testing.B) {
 			s, err := embedded.Open(b.TempDir(), m.opts)
 			if err != nil {
