@@ -129,6 +129,9 @@ func entryBytes(e *engine.Entry) int {
 			n += int(unsafe.Sizeof(*c)) + len(c.Title) + len(c.Subtitle) + len(c.ImageURL) + buttonsBytes(c.Buttons)
 		}
 	}
+	if c := e.Call; c != nil {
+		n += int(unsafe.Sizeof(*c)) + len(c.Format) + len(c.Model) + len(c.StopReason) + mapBytes(c.Metadata)
+	}
 	return n
 }
 

@@ -139,9 +139,12 @@ func mapBytes(m map[string]any) int {
 	return n
 }
 
-// valueBytes estimates what a plain value in an interface points to.
+// valueBytes estimates what a plain value in an interface points to (16
+// for any other value).
 func valueBytes(v any) int {
 	switch v := v.(type) {
+	case nil, bool:
+		return 0
 	case string:
 		return 16 + len(v)
 	case float64:
@@ -155,5 +158,5 @@ func valueBytes(v any) int {
 		}
 		return n
 	}
-	return 0
+	return 16
 }

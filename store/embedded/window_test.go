@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -171,4 +173,29 @@ func TestConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestEntryBytesFields fails when a transcript entry's types gain fields:
+// entryBytes must weigh them.
+func TestEntryBytesFields(t *testing.T) {
+	for _, c := range []struct {
+		typ    reflect.Type
+		fields int
+	}{
+		{reflect.TypeFor[engine.Entry](), 7},
+		{reflect.TypeFor[engine.Input](), 3},
+		{reflect.TypeFor[engine.Response](), 9},
+		{reflect.TypeFor[engine.Button](), 4},
+		{reflect.TypeFor[engine.Card](), 4},
+		{reflect.TypeFor[engine.Call](), 6},
+	} {
+		if n := c.typ.NumField(); n != c.fields {
+			t.Errorf("%s has %d fields, not %d: check entryBytes weighs the new ones", c.typ, n, c.fields)
+		}
+	}
+	e := engine.Entry{From: "bot", Response: &engine.Response{Type: "text", Message: strings.Repeat("m", 1000)},
+		Call: &engine.Call{Format: "messages", Metadata: map[string]any{"k": strings.Repeat("v", 1000)}}}
+	if n := entryBytes(&e); n < 2000 || n > 2500 {
+		t.Errorf("entryBytes = %d for an entry holding some 2000 bytes", n)
+	}
 }
