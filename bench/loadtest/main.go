@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ func main() {
 	flag.IntVar(&rounds, "rounds", 3, "rounds of the four phases; ratios are reported per round and as medians")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory (PHASE-ROUND.pprof)")
 	flag.StringVar(&serveArgs, "serve-args", "", "extra arguments for storyflow serve, space-separated (e.g. \"--sync always\")")
+	flag.StringVar(&mdFile, "md", "", "also write the run as a Markdown table to this file (e.g. BENCHMARKS.md)")
 	baseline := flag.String("baseline", "", "internal: serve the baselines for this webhook URL and print their address")
 	flag.Parse()
 	if *backendMode {
@@ -61,6 +63,9 @@ func main() {
 
 // rounds is how many times the four phases run, one after the other.
 var rounds = 3
+
+// mdFile receives the run as Markdown ("": none).
+var mdFile string
 
 // chats is how many chats a storyflow phase spreads its turns over;
 // wrkThreads is wrk's -t.
@@ -146,12 +151,14 @@ func run(bin string, dur time.Duration, conc int) error {
 		{"storyflow: turn without webhook", "plain", storyflowPID, sf, plainTurns},
 	}
 	var hookRatio, hookP99, plainRatio []float64
+	var all [][]result
 	for round := 1; round <= rounds; round++ {
 		fmt.Printf("round %d of %d\n", round, rounds)
 		res, err := runPhases(phases, conc, dur, pprofURL, round)
 		if err != nil {
 			return err
 		}
+		all = append(all, res)
 		hookRatio = append(hookRatio, res[1].rate/res[0].rate)
 		hookP99 = append(hookP99, float64(res[1].p99)/float64(res[0].p99))
 		plainRatio = append(plainRatio, res[3].rate/res[2].rate)
@@ -161,7 +168,50 @@ func run(bin string, dur time.Duration, conc int) error {
 	fmt.Printf("webhook turn: %s of the hand-written handler's throughput, median %.0f%% (target >= 70%%)\n", percents(hookRatio), 100*median(hookRatio))
 	fmt.Printf("              p99 %s its p99, median %.2fx (target <= 2x)\n", times(hookP99), median(hookP99))
 	fmt.Printf("plain turn:   %s of the echo handler's throughput, median %.0f%% (target >= 40%%)\n", percents(plainRatio), 100*median(plainRatio))
+	if mdFile != "" {
+		return writeMarkdown(mdFile, phases, all, hookRatio, hookP99, plainRatio, conc, dur)
+	}
 	return nil
+}
+
+// writeMarkdown writes the run: the command, the machine, each phase's
+// rate and latencies per round, and the ratios with their medians.
+func writeMarkdown(file string, phases []phase, all [][]result, hookRatio, hookP99, plainRatio []float64, conc int, dur time.Duration) error {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	cpu := "unknown"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name\t: "); ok {
+				cpu = v
+				break
+			}
+		}
+	}
+	fmt.Fprintf(&b, "## Load test, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "Command: `go run ./bench/loadtest %s` (wrk -t%d -c%d, %v phases, %d chats per story, %d interleaved rounds; storyflow serve args: `%s`).\n",
+		strings.Join(os.Args[1:], " "), wrkThreads, conc, dur, chats, len(all), serveArgs)
+	fmt.Fprintf(&b, "Machine: %s, %d cores (%s), shared with wrk, the backend and the baselines.\n\n", host, runtime.NumCPU(), cpu)
+	b.WriteString("| phase | round | turns/s | p50 ms | p99 ms | errors | server CPU µs/turn |\n|---|---|---|---|---|---|---|\n")
+	for r, res := range all {
+		for i, p := range phases {
+			x := res[i]
+			fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.2f | %d | %.0f |\n", p.name, r+1, x.rate, ms(x.p50), ms(x.p99), x.errors, x.serverCPU/float64(max(x.n, 1))*1e6)
+		}
+	}
+	fmt.Fprintf(&b, "\n| ratio | rounds | median | target |\n|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| webhook turn / hand-written handler, throughput | %s | %.0f%% | ≥ 70%% |\n", percents(hookRatio), 100*median(hookRatio))
+	fmt.Fprintf(&b, "| webhook turn / hand-written handler, p99 | %s | %.2fx | ≤ 2x |\n", times(hookP99), median(hookP99))
+	fmt.Fprintf(&b, "| plain turn / echo handler, throughput | %s | %.0f%% | ≥ 40%% |\n\n", percents(plainRatio), 100*median(plainRatio))
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 type phase struct {
@@ -215,6 +265,7 @@ func runPhases(phases []phase, conc int, dur time.Duration, pprofURL string, rou
 		cpu0 := readCPU(p.pid)
 		r, err := load(p, conc, dur)
 		cpu := readCPU(p.pid).sub(cpu0)
+		r.serverCPU = cpu.server
 		if prof != nil {
 			gc := commitStats(pprofURL)
 			if err := <-prof; err != nil {
@@ -290,6 +341,7 @@ type result struct {
 	rate      float64
 	p50, p99  time.Duration
 	wrkCPU    float64 // seconds
+	serverCPU float64 // seconds
 }
 
 // load runs wrk against p for d with conc connections and reads its
