@@ -422,6 +422,11 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 		n.rec.Record(ctx, conn, "")
 	}
 	t.SetWebhookStatus(res.Status)
+	note := map[string]any{"webhook": conn.Name, "status": res.Status}
+	if res.Answer.Attributes != nil {
+		note["attributes"] = res.Answer.Attributes
+	}
+	t.Note(note) // kept in the transcript: a recorded chat replays with it
 	t.MergeAttributes(res.Answer.Attributes)
 	if res.Answer.Call != nil && len(res.Answer.Responses) > 0 {
 		t.NoteCall(res.Answer.Call)
@@ -580,6 +585,7 @@ func (n *Webhook) fail(ctx context.Context, t *engine.Turn, conn *webhook.Connec
 		}
 	}
 	t.SetWebhookStatus(status)
+	t.Note(map[string]any{"webhook": name, "status": status, "error": err.Error()})
 	if n.Failure == "" {
 		return engine.Result{}, fmt.Errorf("webhook %s: %w", name, err)
 	}
