@@ -82,6 +82,17 @@ type Expect struct {
 	NodeLine     int
 	Status       string
 	StatusLine   int
+	// Events are the events the turn publishes (emit nodes), when given.
+	Events    []*EventExpect
+	HasEvents bool
+}
+
+// EventExpect matches one published event: its name, and the data fields
+// given (others are not checked).
+type EventExpect struct {
+	Line int
+	Name string
+	Data map[string]any
 }
 
 // ResponseExpect matches one bot response.
@@ -395,7 +406,7 @@ func (p *parser) step(n *yaml.Node) *Step {
 }
 
 func (p *parser) expect(n *yaml.Node) *Expect {
-	m := p.fields(n, "expect", "responses", "attributes", "node", "status")
+	m := p.fields(n, "expect", "responses", "attributes", "node", "status", "events")
 	if m == nil {
 		return nil
 	}
@@ -417,6 +428,29 @@ func (p *parser) expect(n *yaml.Node) *Expect {
 			for i := 0; i+1 < len(v.Content); i += 2 {
 				k, val := v.Content[i], v.Content[i+1]
 				e.Attributes = append(e.Attributes, AttrExpect{Line: k.Line, Name: k.Value, Value: p.value(val, "attribute "+k.Value)})
+			}
+		}
+	}
+	if v := m["events"]; v != nil {
+		e.HasEvents = true
+		if v.Kind != yaml.SequenceNode {
+			p.fail(v, "events must be a list")
+		} else {
+			for _, ev := range v.Content {
+				em := p.fields(ev, "event", "event", "data")
+				if em == nil {
+					continue
+				}
+				ee := &EventExpect{Line: ev.Line}
+				if n := em["event"]; n != nil {
+					ee.Name = p.str(n, "event")
+				} else {
+					p.fail(ev, "event: field event is required")
+				}
+				if n := em["data"]; n != nil {
+					ee.Data = p.object(n, "data")
+				}
+				e.Events = append(e.Events, ee)
 			}
 		}
 	}

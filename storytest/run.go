@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +85,38 @@ func (f *FileResult) Failed() bool {
 		}
 	}
 	return false
+}
+
+// Write prints the outcome: each failed case (each case with verbose)
+// with its failures, then a summary line.
+func (f *FileResult) Write(w io.Writer, verbose bool) {
+	if f.Err != nil {
+		fmt.Fprintf(w, "FAIL %s\n    %s\n", f.File, strings.ReplaceAll(f.Err.Error(), "\n", "\n    "))
+		return
+	}
+	failed := 0
+	for _, c := range f.Cases {
+		if c.Passed() {
+			if verbose {
+				fmt.Fprintf(w, "--- PASS %s:%d: %s\n", c.File, c.Line, c.Name)
+			}
+			continue
+		}
+		failed++
+		fmt.Fprintf(w, "--- FAIL %s:%d: %s\n", c.File, c.Line, c.Name)
+		for _, msg := range c.Failures {
+			fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(msg, "\n", "\n    "))
+		}
+	}
+	tests := fmt.Sprintf("%d tests", len(f.Cases))
+	if len(f.Cases) == 1 {
+		tests = "1 test"
+	}
+	if failed > 0 {
+		fmt.Fprintf(w, "FAIL %s: %d of %s failed\n", f.File, failed, tests)
+		return
+	}
+	fmt.Fprintf(w, "ok   %s: %s passed\n", f.File, tests)
 }
 
 // RunFile parses and runs one test file.
@@ -176,7 +209,7 @@ func (r *Runner) runCase(ctx context.Context, f *File, st *loaded, c *Case) *Res
 		}
 		cr.step = i + 1
 		if s.Input == nil { // the first step: the start turn
-			cr.check(s, turn, chat, "start")
+			cr.check(s, turn, chat, "start", 0)
 			continue
 		}
 		in := *s.Input
@@ -186,18 +219,36 @@ func (r *Runner) runCase(ctx context.Context, f *File, st *loaded, c *Case) *Res
 			break
 		}
 		st.cov.input(chat, in)
+		seq0 := chat.Seq
 		turn, err = runner.Send(ctx, st.story, chat, in)
 		if err != nil {
 			cr.failf(s.Line, "step %d (%s): %v", cr.step, what, err)
 			break
 		}
-		cr.check(s, turn, chat, what)
+		cr.check(s, turn, chat, what, seq0)
 	}
 	return res
 }
 
 func (cr *caseRun) failf(line int, format string, args ...any) {
 	cr.res.Failures = append(cr.res.Failures, fmt.Sprintf("%s:%d: ", cr.f.Path, line)+fmt.Sprintf(format, args...))
+}
+
+// webhookCalls describes the webhook calls of the chat's entries after seq0
+// (the notes of webhook nodes), to explain a failed step.
+func webhookCalls(c *engine.Chat, seq0 int64) []string {
+	var out []string
+	for _, e := range c.Transcript {
+		if e.Seq <= seq0 || e.From != "node" || e.Data["webhook"] == nil {
+			continue
+		}
+		s := fmt.Sprintf("  (node %s called webhook %v: status %v", e.Node, e.Data["webhook"], e.Data["status"])
+		if msg, ok := e.Data["error"].(string); ok {
+			s += ", " + msg
+		}
+		out = append(out, s+")")
+	}
+	return out
 }
 
 func inputString(in engine.Input) string {
@@ -238,14 +289,22 @@ func buttonsOf(r *engine.Response) []engine.Button {
 }
 
 // check compares a turn with a step's expectations.
-func (cr *caseRun) check(s *Step, t *engine.Turn, chat *engine.Chat, what string) {
+func (cr *caseRun) check(s *Step, t *engine.Turn, chat *engine.Chat, what string, seq0 int64) {
+	before := len(cr.res.Failures)
+	defer func() {
+		if len(cr.res.Failures) > before {
+			cr.res.Failures = append(cr.res.Failures, webhookCalls(chat, seq0)...)
+		}
+	}()
 	cr.mu.Lock()
 	problems := cr.problems
 	cr.problems = nil
 	cr.mu.Unlock()
 	head := fmt.Sprintf("step %d (%s)", cr.step, what)
-	for _, p := range problems {
-		cr.failf(s.Line, "%s: %s", head, p)
+	for i, p := range problems {
+		if !slices.Contains(problems[:i], p) { // a retried call asks again
+			cr.failf(s.Line, "%s: %s", head, p)
+		}
 	}
 	e := s.Expect
 	if e == nil {
@@ -253,6 +312,9 @@ func (cr *caseRun) check(s *Step, t *engine.Turn, chat *engine.Chat, what string
 	}
 	if e.HasResponses {
 		cr.checkResponses(e, t.Output, head)
+	}
+	if e.HasEvents {
+		cr.checkEvents(e, t.Events, head)
 	}
 	for _, a := range e.Attributes {
 		got, ok := chat.Attributes[a.Name]
@@ -297,6 +359,28 @@ func (cr *caseRun) checkResponses(e *Expect, got []engine.Response, head string)
 			cr.failf(want.Line, "%s: response %d:\n    expected: %s\n    got:      no more responses", head, i+1, want.describe())
 		case !want.match(&got[i]):
 			cr.failf(want.Line, "%s: response %d:\n    expected: %s\n    got:      %s", head, i+1, want.describe(), describe(&got[i]))
+		}
+	}
+}
+
+func (cr *caseRun) checkEvents(e *Expect, got []engine.Event, head string) {
+	for i := 0; i < max(len(e.Events), len(got)); i++ {
+		switch {
+		case i >= len(e.Events):
+			cr.failf(e.Line, "%s: event %d:\n    expected: no more events\n    got:      %s %s", head, i+1, got[i].Name, jsonText(got[i].Data))
+			continue
+		case i >= len(got):
+			cr.failf(e.Events[i].Line, "%s: event %d:\n    expected: %s\n    got:      no more events", head, i+1, e.Events[i].Name)
+			continue
+		}
+		want, data := e.Events[i], plain(got[i].Data)
+		m, _ := data.(map[string]any)
+		ok := want.Name == got[i].Name
+		for k, v := range want.Data {
+			ok = ok && reflect.DeepEqual(m[k], v)
+		}
+		if !ok {
+			cr.failf(want.Line, "%s: event %d:\n    expected: %s %s\n    got:      %s %s", head, i+1, want.Name, jsonText(want.Data), got[i].Name, jsonText(data))
 		}
 	}
 }
@@ -462,7 +546,11 @@ func (cr *caseRun) answer(conn *webhook.Connection) (*Mock, string) {
 		return ms.Answers[0], ""
 	}
 	if n >= len(ms.Answers) {
-		return nil, fmt.Sprintf("webhook %s was called %d times but the test mocks %d answers (line %d)", name, n+1, len(ms.Answers), ms.Line)
+		answers := "1 answer"
+		if len(ms.Answers) != 1 {
+			answers = fmt.Sprintf("%d answers", len(ms.Answers))
+		}
+		return nil, fmt.Sprintf("webhook %s was called %d times but the test mocks %s (line %d)", name, n+1, answers, ms.Line)
 	}
 	return ms.Answers[n], ""
 }

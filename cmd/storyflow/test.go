@@ -45,7 +45,7 @@ func runTest(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		if fr.Failed() {
 			code = exitFail
 		}
-		printFileResult(stdout, fr, *verbose)
+		fr.Write(stdout, *verbose)
 	}
 	if *coverage {
 		for _, c := range r.Coverage() {
@@ -85,30 +85,4 @@ func testFiles(args []string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-func printFileResult(w io.Writer, fr *storytest.FileResult, verbose bool) {
-	if fr.Err != nil {
-		fmt.Fprintf(w, "FAIL %s\n    %s\n", fr.File, strings.ReplaceAll(fr.Err.Error(), "\n", "\n    "))
-		return
-	}
-	failed := 0
-	for _, c := range fr.Cases {
-		if c.Passed() {
-			if verbose {
-				fmt.Fprintf(w, "--- PASS %s:%d: %s\n", c.File, c.Line, c.Name)
-			}
-			continue
-		}
-		failed++
-		fmt.Fprintf(w, "--- FAIL %s:%d: %s\n", c.File, c.Line, c.Name)
-		for _, f := range c.Failures {
-			fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(f, "\n", "\n    "))
-		}
-	}
-	if failed > 0 {
-		fmt.Fprintf(w, "FAIL %s: %d of %s failed\n", fr.File, failed, count(len(fr.Cases), "test"))
-		return
-	}
-	fmt.Fprintf(w, "ok   %s: %s passed\n", fr.File, count(len(fr.Cases), "test"))
 }

@@ -1,0 +1,108 @@
+package storytest_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/storyflow/storyflow/storytest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// golden compares got with the file testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestPassing(t *testing.T) {
+	r := storytest.NewRunner(storytest.Options{})
+	fr := r.RunFile(context.Background(), "testdata/shop.test.yaml")
+	var out bytes.Buffer
+	fr.Write(&out, true)
+	if fr.Failed() {
+		t.Fatalf("shop.test.yaml failed:\n%s", out.String())
+	}
+	golden(t, "shop.golden", out.Bytes())
+}
+
+// TestFailures: every kind of failure, with its message (golden).
+func TestFailures(t *testing.T) {
+	r := storytest.NewRunner(storytest.Options{})
+	fr := r.RunFile(context.Background(), "testdata/fail.test.yaml")
+	if !fr.Failed() {
+		t.Fatal("fail.test.yaml passed")
+	}
+	for _, c := range fr.Cases {
+		if c.Passed() {
+			t.Errorf("case %q passed", c.Name)
+		}
+	}
+	var out bytes.Buffer
+	fr.Write(&out, false)
+	golden(t, "fail.golden", out.Bytes())
+}
+
+// TestCoverage: the coverage of shop.yaml by shop.test.yaml (golden), and
+// that more tests cover more.
+func TestCoverage(t *testing.T) {
+	r := storytest.NewRunner(storytest.Options{})
+	if fr := r.RunFile(context.Background(), "testdata/shop.test.yaml"); fr.Failed() {
+		t.Fatal("shop.test.yaml failed")
+	}
+	cov := r.Coverage()
+	if len(cov) != 1 {
+		t.Fatalf("got coverage of %d stories, want 1", len(cov))
+	}
+	ran, nodes, taken, branches := cov[0].Counts()
+	if ran != 4 || nodes != 6 || taken != 3 || branches != 6 {
+		t.Errorf("got nodes %d/%d, branches %d/%d; want 4/6, 3/6", ran, nodes, taken, branches)
+	}
+	var out bytes.Buffer
+	cov[0].Report(&out)
+	golden(t, "shop-coverage.golden", out.Bytes())
+
+	r.RunFile(context.Background(), "testdata/more.test.yaml")
+	ran, _, taken, _ = cov[0].Counts()
+	if ran != 6 || taken != 6 {
+		t.Errorf("after more.test.yaml: nodes %d/6, branches %d/6; want all", ran, taken)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tt := range []struct{ name, src, want string }{
+		{"unknown field", "tests:\n  - name: x\n    stepz: []\n", "x.test.yaml:3:5: test: field stepz not recognised (did you mean steps?)"},
+		{"two inputs", "tests:\n  - name: x\n    steps:\n      - {text: a, postback: b}\n", "x.test.yaml:4:9: step: want one of text, postback or goto, not 2"},
+		{"no input", "tests:\n  - name: x\n    steps:\n      - text: a\n      - expect: {node: a}\n", "x.test.yaml:5:9: step needs one of text, postback or goto (only the first step may check the start)"},
+		{"response type", "tests:\n  - name: x\n    steps:\n      - expect: {responses: [{type: txt}]}\n", `x.test.yaml:4:37: unknown response type "txt" (did you mean text?)`},
+		{"bad pattern", "tests:\n  - name: x\n    steps:\n      - expect: {responses: [{pattern: \"(\"}]}\n", "x.test.yaml:4:40: pattern: error parsing regexp: missing closing ): `(`"},
+		{"status", "tests:\n  - name: x\n    steps:\n      - expect: {status: done}\n", "x.test.yaml:4:26: status must be active, completed, handoff or failed"},
+		{"mock status", "tests:\n  - name: x\n    webhooks: {crm: {status: 9}}\n    steps: [{text: a}]\n", "x.test.yaml:3:30: status must be an HTTP status code (100..599)"},
+		{"no tests", "story: a.yaml\n", "x.test.yaml:1:1: field tests must be a list of test cases"},
+		{"duplicate", "tests:\n  - {name: x, steps: [{text: a}]}\n  - {name: x, steps: [{text: a}]}\n", `x.test.yaml:3:5: test "x" is defined twice`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := storytest.Parse("x.test.yaml", []byte(tt.src))
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("got  %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
