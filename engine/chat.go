@@ -124,11 +124,16 @@ func NewChat(s *Story, id, userID, externalID string, userAttrs, attrs map[strin
 		userID = id
 	}
 	now := time.Now().UTC()
-	return &Chat{
+	c := &Chat{
 		ID: id, StoryID: s.ID, StoryVersion: s.Version, Node: s.Start, Status: StatusActive,
 		UserID: userID, ExternalID: externalID, Attributes: a, UserAttributes: ua,
 		CreatedAt: now, UpdatedAt: now,
 	}
+	if len(attrs) > 0 {
+		// Kept so that the chat can be replayed from its start (a story test).
+		c.addEntry(Entry{From: "node", Data: map[string]any{"startAttributes": maps.Clone(attrs)}, Time: now})
+	}
+	return c
 }
 
 // Offered tells whether a goto button (or quick reply) of the chat's last
