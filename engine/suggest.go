@@ -26,3 +26,15 @@ func Suggest(s string, candidates []string) string {
 	}
 	return best
 }
+
+// didYouMean is " (did you mean x?)" for the candidate closest to s, or "".
+func didYouMean(s string, candidates []string) string {
+	if m := Suggest(s, candidates); m != "" {
+		return " (did you mean " + m + "?)"
+	}
+	return ""
+}
+
+// DidYouMean is " (did you mean x?)" for the candidate closest to s, or "":
+// to end a message about an unknown name.
+func DidYouMean(s string, candidates []string) string { return didYouMean(s, candidates) }

@@ -214,11 +214,12 @@ func (l *loader) load(src []byte) *engine.Story {
 		}
 	}
 	l.b.NodeExists = func(id string) bool { _, ok := s.Nodes[id]; return ok }
+	l.b.NodeIDs = s.Order
 	if top.Has("start") && s.Start != "" && !l.b.NodeExists(s.Start) {
-		l.errAt(top.Value("start"), "start: node %q not found", s.Start)
+		l.errAt(top.Value("start"), "start: node %q not found%s", s.Start, engine.DidYouMean(s.Start, s.Order))
 	}
 	if top.Has("onError") && !l.b.NodeExists(s.OnError) {
-		l.errAt(top.Value("onError"), "onError: node %q not found", s.OnError)
+		l.errAt(top.Value("onError"), "onError: node %q not found%s", s.OnError, engine.DidYouMean(s.OnError, s.Order))
 	}
 	// Pass 2: build every node (their expressions compiled on all cores first).
 	if pre != nil {
@@ -265,7 +266,11 @@ func (l *loader) buildNode(info *engine.NodeInfo, m *yaml.Node) {
 		for _, sp := range l.o.Registry.Specs() {
 			names = append(names, sp.Type)
 		}
-		c.Errorf("type", "unknown node type %q (known: %s)", info.Type, strings.Join(names, ", "))
+		hint := engine.DidYouMean(info.Type, names)
+		if hint == "" {
+			hint = " (known: " + strings.Join(names, ", ") + ")"
+		}
+		c.Errorf("type", "unknown node type %q%s", info.Type, hint)
 		return
 	}
 	info.Waits = spec.Waits
