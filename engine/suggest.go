@@ -20,8 +20,8 @@ func Suggest(s string, candidates []string) string {
 			best, bestD = c, d
 		}
 	}
-	// A third of the longer name may differ, at least one character.
-	if best == "" || bestD > max(1, max(len(s), len(best))/3) {
+	// A third of the longer name may differ (rounded up), at least one character.
+	if best == "" || bestD > max(1, (max(len(s), len(best))+2)/3) {
 		return ""
 	}
 	return best

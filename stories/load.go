@@ -60,7 +60,7 @@ func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engin
 			err = &engine.LintError{Lints: []engine.Lint{{File: file, Line: 1, Column: 1, Message: fmt.Sprintf("internal error: %v", r)}}}
 		}
 	}()
-	l := &loader{o: o, b: &engine.Build{File: file, Values: o.Values, Source: src, Recompile: o.Recompile}}
+	l := &loader{o: o, b: &engine.Build{File: file, Values: o.Values, Source: src, Recompile: o.Recompile}, envFailed: map[[2]int]bool{}}
 	if l.o.Env == nil {
 		l.o.Env = DefaultEnv
 	}
@@ -74,10 +74,19 @@ func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engin
 	l.redact()
 	var errs, warns []engine.Lint
 	seen := make(map[engine.Lint]bool, len(l.b.Lints))
+	meant := misspelt(l.b.Lints)
 	for _, li := range l.b.Lints {
 		// The same problem found twice (a list read by CheckFields and by
 		// the node's constructor) is reported once.
 		if seen[li] {
+			continue
+		}
+		// A value with an unset variable, or a required field that a
+		// misspelt one stands for, is one error, not two.
+		if l.envFailed[[2]int{li.Line, li.Column}] && !strings.HasPrefix(li.Message, "environment variable ") {
+			continue
+		}
+		if missing := requiredField(li.Message); missing != "" && meant[li.Node+"\x00"+missing] {
 			continue
 		}
 		seen[li] = true
@@ -109,11 +118,38 @@ type loader struct {
 	b *engine.Build
 	// expanded are the ${VAR} values put into the story, kept out of lints.
 	expanded []expansion
+	// envFailed holds the positions of values with an unset or refused ${VAR}.
+	envFailed map[[2]int]bool
 }
 
 type expansion struct {
 	line, column int
 	value, name  string
+}
+
+var (
+	didYouMeanRe = regexp.MustCompile(`field \S+ not recognised \(did you mean (\S+)\?\)$`)
+	requiredRe   = regexp.MustCompile(`(?:field |[ .])([A-Za-z_][A-Za-z0-9_]*)(?::)? is required$`)
+)
+
+// misspelt returns node+"\x00"+field for each field name suggested for an
+// unrecognised one.
+func misspelt(ls []engine.Lint) map[string]bool {
+	m := map[string]bool{}
+	for _, li := range ls {
+		if sm := didYouMeanRe.FindStringSubmatch(li.Message); sm != nil {
+			m[li.Node+"\x00"+sm[1]] = true
+		}
+	}
+	return m
+}
+
+// requiredField is the field a "… is required" message names, or "".
+func requiredField(msg string) string {
+	if sm := requiredRe.FindStringSubmatch(msg); sm != nil {
+		return sm[1]
+	}
+	return ""
 }
 
 func (l *loader) errAt(n *yaml.Node, format string, args ...any) {
@@ -652,11 +688,13 @@ func (l *loader) expandEnv(n *yaml.Node) {
 			name := m[2 : len(m)-1]
 			if !EnvAllowed(l.o.Env, name) {
 				l.errAt(n, "environment variable %s is not allowed in stories (allowed: %s; see serve --story-env)", name, strings.Join(l.o.Env, ", "))
+				l.envFailed[[2]int{n.Line, n.Column}] = true
 				return ""
 			}
 			v, ok := l.o.Getenv(name)
 			if !ok {
 				l.errAt(n, "environment variable %s is not set", name)
+				l.envFailed[[2]int{n.Line, n.Column}] = true
 			}
 			if v != "" {
 				l.expanded = append(l.expanded, expansion{n.Line, n.Column, v, m})
