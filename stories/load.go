@@ -175,6 +175,7 @@ func (l *loader) load(src []byte) *engine.Story {
 		l.errAt(root, "a story must be a mapping with id, start and nodes")
 		return nil
 	}
+	l.unquotedBraces(root)
 	l.expandEnv(root)
 	if bytes.Contains(src, []byte("<<")) {
 		l.expandMerges(root, map[*yaml.Node]bool{})
@@ -288,6 +289,10 @@ func (l *loader) buildNode(info *engine.NodeInfo, m *yaml.Node) {
 	}
 	c := l.b.NewConfig(info, m)
 	if m == nil || m.Kind != yaml.MappingNode {
+		if fieldLike(l.o.Registry, info.ID) {
+			l.errAt(&yaml.Node{Line: info.Line, Column: info.Column}, "%s is indented like a node id, not as a field: indent it like the fields of the node above", info.ID)
+			return
+		}
 		c.ErrorAt(m, "a node must be a mapping with a type")
 		return
 	}
@@ -528,6 +533,14 @@ func (l *loader) yamlError(err error) {
 	}
 	li := engine.Lint{File: l.b.File, Line: line, Column: 1, Message: "yaml: " + msg}
 	li.Column = firstColumn(l.b.Source, line)
+	if hint, col := yamlHint(l.b.Source, line, msg); hint != "" {
+		li.Message += hint
+		if col > 0 {
+			li.Column = col
+		}
+		l.b.Lints = append(l.b.Lints, li)
+		return
+	}
 	if msg == "found unexpected end of stream" {
 		// Most likely a quoted value that is never closed: point at its quote.
 		li.Column = quoteColumn(l.b.Source, line, li.Column)
