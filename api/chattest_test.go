@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/storyflow/storyflow/storytest"
 )
@@ -113,4 +114,14 @@ func TestRecordChat(t *testing.T) {
 		})
 	}
 	want(t, e.do("GET", "/v1/chats/nope/test", nil), 404, "chat_not_found")
+}
+
+// TestWatchStoriesSkipsTests: a stories directory holds story tests
+// (*.test.yaml) beside the stories; they are not loaded as stories.
+func TestWatchStoriesSkipsTests(t *testing.T) {
+	e := newEnv(t)
+	loaded, failed, err := e.srv.WatchStories("../examples/stories", time.Hour)
+	if err != nil || loaded != 3 || failed != 0 {
+		t.Fatalf("loaded %d, failed %d, err %v; want the 3 example stories", loaded, failed, err)
+	}
 }

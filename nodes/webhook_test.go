@@ -850,7 +850,7 @@ func TestWebhookSpec(t *testing.T) {
 	for _, f := range spec.Fields {
 		names = append(names, f.Name)
 	}
-	if want := []string{"webhook", "format", "routes", "next", "failure", "model", "system", "history",
+	if want := []string{"webhook", "format", "routes", "next", "failure", "sets", "model", "system", "history",
 		"image", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("fields %v", names)
 	}

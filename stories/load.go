@@ -280,6 +280,7 @@ func (l *loader) load(src []byte) *engine.Story {
 		l.errAt(nodes, "a story needs at least one node")
 	}
 	l.warnGraph(s)
+	l.warnUnsetAttributes(s, root)
 	return s
 }
 

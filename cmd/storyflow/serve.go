@@ -42,7 +42,7 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	}
 	fs := newFlags("serve", stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
-	storiesDir := fs.String("stories", "", "load the story files (*.yaml, *.yml) of this directory at start and reload changed ones")
+	storiesDir := fs.String("stories", "", "load the story files (*.yaml, *.yml; not the story tests *.test.yaml) of this directory at start and reload changed ones")
 	dataDir := fs.String("data", "data", "data directory of the embedded store")
 	storeKind := fs.String("store", "lsm", "embedded store: lsm (pebble) or bolt (bbolt)")
 	mongoURI := fs.String("mongo", "", "MongoDB URI, instead of the embedded store (env STORYFLOW_MONGO_URI)")
