@@ -336,6 +336,9 @@ func answerBody(f webhook.Format, rs []engine.Response, attrs map[string]any) an
 		return body
 	case webhook.FormatWidget:
 		return map[string]any{"output": text}
+	case webhook.FormatAnthropic:
+		return map[string]any{"type": "message", "role": "assistant", "stop_reason": "end_turn",
+			"content": []any{map[string]any{"type": "text", "text": text}}}
 	}
 	return map[string]any{"choices": []any{map[string]any{"message": map[string]any{"content": text}}}}
 }
