@@ -39,6 +39,7 @@ type Turn struct {
 	// Room for the output of most turns, so that sending does not allocate.
 	outBuf   [4]Response
 	nodesBuf [4]string
+	notesBuf [1]note
 }
 
 // Send sends responses.
@@ -206,7 +207,7 @@ func newTurn(s *Story, c *Chat, in Input) *Turn {
 		c.UserAttributes = map[string]any{}
 	}
 	t := &Turn{Story: s, Chat: c, Input: in, seq0: c.Seq}
-	t.Output, t.outNodes = t.outBuf[:0], t.nodesBuf[:0]
+	t.Output, t.outNodes, t.notes = t.outBuf[:0], t.nodesBuf[:0], t.notesBuf[:0]
 	t.env = Env{
 		Attributes: c.Attributes, UserAttributes: c.UserAttributes, Input: in.Value(),
 		Chat: ChatInfo{ID: c.ID, UserID: c.UserID, ExternalID: c.ExternalID, StoryID: c.StoryID},
