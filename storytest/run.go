@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -151,7 +152,7 @@ func (r *Runner) load(f *File) (*loaded, error) {
 		return st, nil
 	}
 	client := webhook.NewClient(webhook.Options{Transport: r.mocks, Backoff: time.Millisecond})
-	reg := nodes.NewRegistry(nodes.Options{Webhooks: client, Logger: discard})
+	reg := nodes.NewRegistry(nodes.Options{Webhooks: client, Connections: apiConnections{}, Logger: discard})
 	if r.o.Register != nil {
 		if err := r.o.Register(reg); err != nil {
 			return nil, fmt.Errorf("register node types: %w", err)
@@ -172,6 +173,15 @@ func (r *Runner) load(f *File) (*loaded, error) {
 	r.stories[key] = st
 	r.order = append(r.order, key)
 	return st, nil
+}
+
+// apiConnections stands in for the server's webhook connections: a story
+// may name a connection made through the API; in a test it is mocked by
+// that name like any other.
+type apiConnections struct{}
+
+func (apiConnections) Lookup(_ context.Context, storyID, name string) (webhook.Connection, bool, error) {
+	return webhook.Connection{StoryID: storyID, ID: name, Name: name, URL: "https://" + storyID + ".mock.invalid/" + url.PathEscape(name)}, true, nil
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -106,3 +106,19 @@ func TestParseErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAPIConnection: a story may name a connection made through the API
+// (not in its webhooks section); its test mocks it by name.
+func TestAPIConnection(t *testing.T) {
+	dir := t.TempDir()
+	story := "id: api\nstart: call\nnodes:\n  call:\n    type: webhook\n    webhook: crm_api\n    sets: [ok]\n    next: done\n  done:\n    type: end\n    responses: [{type: text, message: 'ok is {{ attributes.ok }}'}]\n"
+	tests := "tests:\n  - name: mocked by name\n    webhooks: {crm_api: {body: {attributes: {ok: yes}}}}\n    steps:\n      - expect: {responses: [ok is yes], status: completed}\n"
+	os.WriteFile(filepath.Join(dir, "api.yaml"), []byte(story), 0o644)
+	os.WriteFile(filepath.Join(dir, "api.test.yaml"), []byte(tests), 0o644)
+	fr := storytest.NewRunner(storytest.Options{}).RunFile(context.Background(), filepath.Join(dir, "api.test.yaml"))
+	if fr.Failed() {
+		var out bytes.Buffer
+		fr.Write(&out, true)
+		t.Fatal(out.String())
+	}
+}
