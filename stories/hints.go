@@ -30,26 +30,27 @@ func quoteHint(key, value string) string {
 // line indented like nothing above it. col is the column to point at (0:
 // keep it).
 func yamlHint(src []byte, line int, msg string) (hint string, col int) {
-	for _, l := range []int{line, line - 1} {
-		if l < 1 {
-			continue
+	lines := strings.Split(string(src), "\n")
+	lineText := func(_ []byte, l int) string {
+		if l < 1 || l > len(lines) {
+			return ""
 		}
-		text := lineText(src, l)
-		if m := bracesRe.FindStringSubmatch(text); m != nil && l == line {
-			return "; " + quoteHint(strings.TrimLeft(m[1], " -"), m[2]), utf8.RuneCountInString(m[1]) + 1
-		}
+		return strings.TrimSuffix(lines[l-1], "\r")
 	}
 	text := lineText(src, line)
+	if m := bracesRe.FindStringSubmatch(text); m != nil {
+		return "; " + quoteHint(strings.TrimLeft(m[1], " -"), m[2]), utf8.RuneCountInString(m[1]) + 1
+	}
 	indent := len(text) - len(strings.TrimLeft(text, " "))
 	switch {
 	case strings.HasPrefix(strings.TrimLeft(text, " "), "\t"):
 		return "; indent with spaces, not tabs", indent + 1
 	case strings.HasPrefix(msg, "mapping values are not allowed"):
-		if prev, ok := prevLine(src, line); ok && indentOf(prev) < indent {
+		if prev, ok := prevLine(lines, line); ok && indentOf(prev) < indent {
 			return "; this line is indented more than the one above it: indent it like the fields it belongs with", 0
 		}
 	case strings.HasPrefix(msg, "did not find expected key"), strings.HasPrefix(msg, "did not find expected '-' indicator"):
-		levels := levelsAbove(src, line)
+		levels := levelsAbove(lines, line)
 		for _, lv := range levels {
 			if lv == indent {
 				return "", 0
@@ -70,12 +71,12 @@ func yamlHint(src []byte, line int, msg string) (hint string, col int) {
 
 func indentOf(s string) int { return len(s) - len(strings.TrimLeft(s, " ")) }
 
-// prevLine is the last line before line that holds more than a comment.
-func prevLine(src []byte, line int) (string, bool) {
-	for l := line - 1; l >= 1; l-- {
-		t := strings.TrimSpace(lineText(src, l))
+// prevLine is the last line before line (1-based) that holds more than a comment.
+func prevLine(lines []string, line int) (string, bool) {
+	for l := min(line-1, len(lines)); l >= 1; l-- {
+		t := strings.TrimSpace(lines[l-1])
 		if t != "" && !strings.HasPrefix(t, "#") {
-			return lineText(src, l), true
+			return lines[l-1], true
 		}
 	}
 	return "", false
@@ -83,11 +84,11 @@ func prevLine(src []byte, line int) (string, bool) {
 
 // levelsAbove are the indentations a line after line-1 may have: those of
 // the enclosing keys above it (and of the keys inside a "- " item).
-func levelsAbove(src []byte, line int) []int {
+func levelsAbove(lines []string, line int) []int {
 	var levels []int
 	limit := 1 << 30
-	for l := line - 1; l >= 1 && limit > 0; l-- {
-		text := lineText(src, l)
+	for l := min(line-1, len(lines)); l >= 1 && limit > 0; l-- {
+		text := strings.TrimSuffix(lines[l-1], "\r")
 		t := strings.TrimLeft(text, " ")
 		if t == "" || strings.HasPrefix(t, "#") {
 			continue
@@ -114,7 +115,13 @@ func (l *loader) unquotedBraces(n *yaml.Node) {
 	}
 	if n.Kind == yaml.MappingNode && n.Style&yaml.FlowStyle != 0 && len(n.Content) >= 2 &&
 		n.Content[0].Kind == yaml.MappingNode && n.Content[0].Style&yaml.FlowStyle != 0 {
-		text := lineText(l.b.Source, n.Line)
+		if l.lines == nil {
+			l.lines = strings.Split(string(l.b.Source), "\n")
+		}
+		text := ""
+		if n.Line >= 1 && n.Line <= len(l.lines) {
+			text = strings.TrimSuffix(l.lines[n.Line-1], "\r")
+		}
 		value := text
 		if i := columnOffset(text, n.Column); i >= 0 {
 			value = text[i:]

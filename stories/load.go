@@ -120,6 +120,8 @@ type loader struct {
 	expanded []expansion
 	// envFailed holds the positions of values with an unset or refused ${VAR}.
 	envFailed map[[2]int]bool
+	// lines is the source split in lines, when a hint needs it.
+	lines []string
 }
 
 type expansion struct {
