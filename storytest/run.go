@@ -164,7 +164,13 @@ func (r *Runner) load(f *File) (*loaded, error) {
 		}
 		return os.LookupEnv(name)
 	}
-	s, warnings, err := stories.LoadFile(f.Story, stories.Options{Registry: reg, Getenv: getenv})
+	// The story may use the names a server allows by default, and those
+	// the test file sets.
+	allowed := slices.Clone(stories.DefaultEnv)
+	for k := range f.Env {
+		allowed = append(allowed, k)
+	}
+	s, warnings, err := stories.LoadFile(f.Story, stories.Options{Registry: reg, Getenv: getenv, Env: allowed})
 	if err != nil {
 		return nil, fmt.Errorf("story %s does not load:\n%w", f.Story, err)
 	}

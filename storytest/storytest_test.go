@@ -122,3 +122,18 @@ func TestAPIConnection(t *testing.T) {
 		t.Fatal(out.String())
 	}
 }
+
+// TestEnv: a test file sets the ${VAR} values its story loads with.
+func TestEnv(t *testing.T) {
+	dir := t.TempDir()
+	story := "id: env\nstart: call\nwebhooks:\n  crm: {url: '${CRM_URL}', token: '${STORY_TOKEN}'}\nnodes:\n  call:\n    type: webhook\n    webhook: crm\n    next: done\n  done:\n    type: end\n    responses: [{type: text, message: done}]\n"
+	tests := "env: {CRM_URL: 'https://crm.example/hook', STORY_TOKEN: t0ken}\ntests:\n  - name: loads\n    webhooks: {crm: {body: {}}}\n    steps:\n      - expect: {responses: [done]}\n"
+	os.WriteFile(filepath.Join(dir, "env.yaml"), []byte(story), 0o644)
+	os.WriteFile(filepath.Join(dir, "env.test.yaml"), []byte(tests), 0o644)
+	fr := storytest.NewRunner(storytest.Options{}).RunFile(context.Background(), filepath.Join(dir, "env.test.yaml"))
+	if fr.Failed() {
+		var out bytes.Buffer
+		fr.Write(&out, true)
+		t.Fatal(out.String())
+	}
+}
