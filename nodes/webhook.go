@@ -118,7 +118,7 @@ func webhookSpec() engine.Spec {
 				Description: "list of {when, next} checked after a successful call (webhook.status holds the HTTP status)"},
 			{Name: whNext, Kind: engine.KindRef, Description: "node after a successful call when no route holds; none completes the chat"},
 			{Name: whFailure, Kind: engine.KindRef, Description: "node after a failed call (default: the story's onError, or an apology)"},
-			{Name: whSets, Kind: engine.KindAny, Description: "names of the attributes the answer may set (so that reading them is not warned about as never set)",
+			{Name: whSets, Kind: engine.KindAny, Sets: true, Description: "names of the attributes the answer may set (so that reading them is not warned about as never set)",
 				Schema: map[string]any{"type": "array", "items": map[string]any{"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"}}},
 			{Name: whModel, Kind: engine.KindString, Description: "openai, anthropic: the model (required)"},
 			{Name: whSystem, Kind: engine.KindTemplate, Description: "messages, openai, anthropic: the system message (a template)"},

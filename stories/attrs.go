@@ -19,8 +19,9 @@ var (
 var exprFields = map[string]bool{"when": true, "validate": true}
 
 // warnUnsetAttributes warns about each attribute the story reads but that
-// nothing sets: no question saves it, no set node sets it, the story's
-// attributes do not start it and no webhook node lists it in sets.
+// nothing sets: the story's attributes do not start it and no node field
+// marked Sets names it (a question's save, a set node's attributes, a
+// webhook node's sets, a custom node's own).
 func (l *loader) warnUnsetAttributes(s *engine.Story, root *yaml.Node) {
 	set := map[string]bool{}
 	for k := range s.Attributes {
@@ -32,16 +33,27 @@ func (l *loader) warnUnsetAttributes(s *engine.Story, root *yaml.Node) {
 	}
 	for i := 0; i+1 < len(nodes.Content); i += 2 {
 		m := nodes.Content[i+1]
-		if v := mapValue(m, "save"); v != nil && v.Kind == yaml.ScalarNode {
-			set[v.Value] = true
+		t := mapValue(m, "type")
+		if t == nil {
+			continue
 		}
-		if v := mapValue(m, "sets"); v != nil && v.Kind == yaml.SequenceNode {
-			for _, it := range v.Content {
-				set[it.Value] = true
+		spec, _, ok := l.o.Registry.Lookup(t.Value)
+		if !ok {
+			continue
+		}
+		for _, f := range spec.Fields {
+			v := mapValue(m, f.Name)
+			if !f.Sets || v == nil {
+				continue
 			}
-		}
-		if t := mapValue(m, "type"); t != nil && t.Value == "set" {
-			if v := mapValue(m, "attributes"); v != nil && v.Kind == yaml.MappingNode {
+			switch v.Kind {
+			case yaml.ScalarNode:
+				set[v.Value] = true
+			case yaml.SequenceNode:
+				for _, it := range v.Content {
+					set[it.Value] = true
+				}
+			case yaml.MappingNode:
 				for j := 0; j < len(v.Content); j += 2 {
 					set[v.Content[j].Value] = true
 				}
