@@ -3,6 +3,7 @@ module github.com/storyflow/storyflow
 go 1.26
 
 require (
+	github.com/agnivade/levenshtein v1.2.2
 	github.com/cockroachdb/pebble/v2 v2.1.7
 	github.com/expr-lang/expr v1.17.8
 	github.com/go-json-experiment/json v1.27.2

@@ -42,7 +42,11 @@ func TestCreateChat(t *testing.T) {
 	want(t, chat, 200, "")
 	c := chat.json(t)
 	if c["userId"] != "u1" || c["externalId"] != "ext-1" || c["storyVersion"] != 1.0 ||
-		c["userAttributes"].(map[string]any)["default_name"] != "Ann" || len(c["transcript"].([]any)) != 1 {
+		c["userAttributes"].(map[string]any)["default_name"] != "Ann" || len(c["transcript"].([]any)) != 2 {
+		// The attributes the chat started with (a node entry), the prompt.
+		t.Fatalf("chat: %s", chat.body)
+	}
+	if first := c["transcript"].([]any)[0].(map[string]any); first["from"] != "node" || first["data"].(map[string]any)["startAttributes"] == nil {
 		t.Fatalf("chat: %s", chat.body)
 	}
 }

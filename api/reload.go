@@ -40,7 +40,7 @@ type fileState struct {
 	ok   bool
 }
 
-// WatchStories stores every story file (*.yaml, *.yml) of dir, then checks
+// WatchStories stores every story file (*.yaml, *.yml; not *.test.yaml) of dir, then checks
 // the directory every poll (default DefaultPoll) and stores each new or
 // changed file as a new version, until Shutdown. A file that does not load
 // is logged with its lints and skipped. It returns how many files loaded
@@ -91,9 +91,11 @@ func (w *watcher) stop() {
 	<-w.done
 }
 
+// storyExt tells whether name is a story file (not a story test, *.test.yaml).
 func storyExt(name string) bool {
 	ext := strings.ToLower(filepath.Ext(name))
-	return ext == ".yaml" || ext == ".yml"
+	test := strings.HasSuffix(strings.ToLower(name), ".test"+ext)
+	return (ext == ".yaml" || ext == ".yml") && !test
 }
 
 // scan loads the files that are new or changed since the last scan.

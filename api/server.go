@@ -195,6 +195,7 @@ func (s *Server) routes() {
 	v1.Get("/chats", s.listChats)
 	v1.Get("/chats/:chatId", s.getChat)
 	v1.Post("/chats/:chatId/messages", s.postMessage)
+	v1.Get("/chats/:chatId/test", s.chatTest)
 
 	v2 := app.Group("/v2/integrations/webhook", s.auth)
 	v2.Get("/", s.listConnections)

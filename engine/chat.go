@@ -47,14 +47,18 @@ type Chat struct {
 type Entry struct {
 	// Seq numbers a chat's entries from 1, in order.
 	Seq      int64     `json:"seq" bson:"seq"`
-	From     string    `json:"from" bson:"from"` // "user" or "bot"
+	From     string    `json:"from" bson:"from"` // "user", "bot" or "node"
 	Node     string    `json:"node,omitempty" bson:"node,omitempty"`
 	Input    *Input    `json:"input,omitempty" bson:"input,omitempty"`
 	Response *Response `json:"response,omitempty" bson:"response,omitempty"`
 	// Call is set on the first response a webhook call of an AI format
 	// answered: the model, why it stopped, the tokens it used.
-	Call *Call     `json:"call,omitempty" bson:"call,omitempty"`
-	Time time.Time `json:"time" bson:"time"`
+	Call *Call `json:"call,omitempty" bson:"call,omitempty"`
+	// Data is what a node noted about its run (From "node"): a webhook
+	// node notes the connection, the HTTP status and the answer's
+	// attributes, so that a chat can be replayed as a story test.
+	Data map[string]any `json:"data,omitempty" bson:"data,omitempty"`
+	Time time.Time      `json:"time" bson:"time"`
 }
 
 // Call records one model call in the transcript, so that a chat's cost can
@@ -120,11 +124,16 @@ func NewChat(s *Story, id, userID, externalID string, userAttrs, attrs map[strin
 		userID = id
 	}
 	now := time.Now().UTC()
-	return &Chat{
+	c := &Chat{
 		ID: id, StoryID: s.ID, StoryVersion: s.Version, Node: s.Start, Status: StatusActive,
 		UserID: userID, ExternalID: externalID, Attributes: a, UserAttributes: ua,
 		CreatedAt: now, UpdatedAt: now,
 	}
+	if len(attrs) > 0 {
+		// Kept so that the chat can be replayed from its start (a story test).
+		c.addEntry(Entry{From: "node", Data: map[string]any{"startAttributes": maps.Clone(attrs)}, Time: now})
+	}
+	return c
 }
 
 // Offered tells whether a goto button (or quick reply) of the chat's last

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,6 +20,8 @@ type Build struct {
 	StoryID string
 	// NodeExists tells whether a node id is defined in the story.
 	NodeExists func(id string) bool
+	// NodeIDs are the story's node ids, to suggest one for a wrong reference.
+	NodeIDs []string
 	// Webhooks are the story's named webhook connections (the webhooks: section).
 	Webhooks map[string]*yaml.Node
 	// Recompile tells that the story loaded before (a stored version built
@@ -239,7 +242,11 @@ func (c *Config) CheckFields(fields []Field, extra ...string) {
 		f, ok := findField(fields, k.Value)
 		if !ok {
 			if !contains(extra, k.Value) {
-				c.ErrorAt(k, "field %s not recognised", k.Value)
+				names := slices.Clone(extra)
+				for _, f := range fields {
+					names = append(names, f.Name)
+				}
+				c.ErrorAt(k, "field %s not recognised%s", k.Value, didYouMean(k.Value, names))
 			}
 			continue
 		}
@@ -453,7 +460,7 @@ func (c *Config) Ref(field, kind, label string) string {
 
 func (c *Config) ref(v *yaml.Node, kind, label string) string {
 	if c.b.NodeExists != nil && !c.b.NodeExists(v.Value) {
-		c.ErrorAt(v, "%s: node %q not found", kind, v.Value)
+		c.ErrorAt(v, "%s: node %q not found%s", kind, v.Value, didYouMean(v.Value, c.b.NodeIDs))
 		return ""
 	}
 	if c.info != nil {

@@ -39,6 +39,10 @@ type Field struct {
 	Fields []Field
 	// Schema, when set, is the field's JSON Schema (overrides Kind).
 	Schema map[string]any
+	// Sets tells that the node sets the attributes the field names: its
+	// value (a string), its items (a list) or its keys (a map). The lint
+	// of attributes read but never set counts them.
+	Sets bool
 }
 
 // Spec describes a node type.

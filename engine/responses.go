@@ -76,7 +76,11 @@ func (c *Config) response() *ResponseTemplate {
 		if typ == "" {
 			c.Errorf("", "response: field type is required")
 		} else {
-			c.Errorf("type", "unknown response type %q (want one of %s)", typ, strings.Join(ResponseTypes, ", "))
+			hint := didYouMean(typ, ResponseTypes)
+			if hint == "" {
+				hint = " (want one of " + strings.Join(ResponseTypes, ", ") + ")"
+			}
+			c.Errorf("type", "unknown response type %q%s", typ, hint)
 		}
 		return nil
 	}
@@ -85,7 +89,7 @@ func (c *Config) response() *ResponseTemplate {
 	for i := 0; i+1 < len(c.m.Content); i += 2 {
 		k := c.m.Content[i]
 		if k.Value != "type" && k.Value != "delay" && !contains(allowed, k.Value) {
-			c.ErrorAt(k, "%s response: field %s not recognised", typ, k.Value)
+			c.ErrorAt(k, "%s response: field %s not recognised%s", typ, k.Value, didYouMean(k.Value, append([]string{"type", "delay"}, allowed...)))
 		}
 	}
 	rt := &ResponseTemplate{typ: typ, delay: c.Int("delay", 0)}
@@ -113,7 +117,7 @@ func (c *Config) response() *ResponseTemplate {
 			switch k := e.m.Content[i]; k.Value {
 			case "title", "subtitle", "imageUrl", "buttons":
 			default:
-				c.ErrorAt(k, "card: field %s not recognised", k.Value)
+				c.ErrorAt(k, "card: field %s not recognised%s", k.Value, didYouMean(k.Value, []string{"title", "subtitle", "imageUrl", "buttons"}))
 			}
 		}
 		var card Card
@@ -176,7 +180,7 @@ func (c *Config) buttons() ([]buttonTemplate, []Button) {
 			switch k := o.m.Content[i]; k.Value {
 			case "type", "title", "value", "height":
 			default:
-				c.ErrorAt(k, "button: field %s not recognised", k.Value)
+				c.ErrorAt(k, "button: field %s not recognised%s", k.Value, didYouMean(k.Value, []string{"type", "title", "value", "height"}))
 			}
 		}
 		b := Button{Type: o.String("type"), Height: o.String("height"), Title: o.String("title"), Value: o.String("value")}

@@ -27,6 +27,8 @@ type Turn struct {
 	Events []Event
 	// Task is set by a handoff node.
 	Task map[string]any
+	// notes are the turn's Note calls, in order with Output.
+	notes []note
 
 	env Env
 	vm  vm.VM
@@ -37,6 +39,7 @@ type Turn struct {
 	// Room for the output of most turns, so that sending does not allocate.
 	outBuf   [4]Response
 	nodesBuf [4]string
+	notesBuf [1]note
 }
 
 // Send sends responses.
@@ -59,6 +62,22 @@ type notedCall struct {
 // NoteCall records c on the transcript entry of the next response sent.
 func (t *Turn) NoteCall(c *Call) {
 	t.calls = append(t.calls, notedCall{at: len(t.Output), call: c})
+}
+
+type note struct {
+	at   int // len(Output) when noted
+	node string
+	data map[string]any
+}
+
+// Note adds an entry From "node" to the transcript, after the responses
+// sent so far: what the node wants kept of its run (see Entry.Data).
+func (t *Turn) Note(data map[string]any) {
+	id := ""
+	if t.Node != nil {
+		id = t.Node.ID
+	}
+	t.notes = append(t.notes, note{at: len(t.Output), node: id, data: data})
 }
 
 // Emit publishes an event when the turn is over.
@@ -174,6 +193,7 @@ func (t *Turn) Reset() {
 	t.Output = t.Output[:0]
 	t.outNodes = t.outNodes[:0]
 	t.calls = t.calls[:0]
+	t.notes = t.notes[:0]
 	t.Events = t.Events[:0]
 	t.Task = nil
 	t.changes = t.changes[:0]
@@ -187,7 +207,7 @@ func newTurn(s *Story, c *Chat, in Input) *Turn {
 		c.UserAttributes = map[string]any{}
 	}
 	t := &Turn{Story: s, Chat: c, Input: in, seq0: c.Seq}
-	t.Output, t.outNodes = t.outBuf[:0], t.nodesBuf[:0]
+	t.Output, t.outNodes, t.notes = t.outBuf[:0], t.nodesBuf[:0], t.notesBuf[:0]
 	t.env = Env{
 		Attributes: c.Attributes, UserAttributes: c.UserAttributes, Input: in.Value(),
 		Chat: ChatInfo{ID: c.ID, UserID: c.UserID, ExternalID: c.ExternalID, StoryID: c.StoryID},
@@ -293,7 +313,12 @@ func (r *Runner) finish(ctx context.Context, t *Turn) {
 	// the turn (stores may keep them), the turn need not.
 	rs := append([]Response(nil), t.Output...)
 	calls := t.calls
+	notes := t.notes
 	for i := range rs {
+		for len(notes) > 0 && notes[0].at <= i {
+			c.addEntry(Entry{From: "node", Node: notes[0].node, Data: notes[0].data, Time: now})
+			notes = notes[1:]
+		}
 		e := Entry{From: "bot", Node: t.outNodes[i], Response: &rs[i], Time: now}
 		for len(calls) > 0 && calls[0].at <= i {
 			if calls[0].at == i {
@@ -302,6 +327,9 @@ func (r *Runner) finish(ctx context.Context, t *Turn) {
 			calls = calls[1:]
 		}
 		c.addEntry(e)
+	}
+	for _, n := range notes {
+		c.addEntry(Entry{From: "node", Node: n.node, Data: n.data, Time: now})
 	}
 	c.trimTranscript(t.seq0 + 1)
 	c.UpdatedAt = now

@@ -38,7 +38,7 @@ func init() {
 		Waits:   true,
 		Fields: []engine.Field{
 			withRequired(responsesField),
-			{Name: "save", Kind: engine.KindString, Description: "attribute to store the answer in"},
+			{Name: "save", Kind: engine.KindString, Sets: true, Description: "attribute to store the answer in"},
 			{Name: "validate", Kind: engine.KindString, Description: "email, number, phone, url, regex:<re>, or an expr on input"},
 			{Name: "retry", Kind: engine.KindResponses, Description: "responses sent on invalid input (default: the prompt again)"},
 			withRequired(nextField),

@@ -20,7 +20,7 @@ func init() {
 		Type:    "set",
 		Summary: "Sets chat attributes (values are templates), then goes on to next.",
 		Fields: []engine.Field{
-			{Name: "attributes", Kind: engine.KindValues, Required: true, Description: "attribute name to value; a null value removes the attribute"},
+			{Name: "attributes", Kind: engine.KindValues, Required: true, Sets: true, Description: "attribute name to value; a null value removes the attribute"},
 			withRequired(nextField),
 		},
 	}, func(c *engine.Config) (engine.Node, error) {

@@ -68,6 +68,7 @@ const (
 	whMaxTok  = "max_tokens"
 	whMaxComp = "max_completion_tokens"
 	whStop    = "stop"
+	whSets    = "sets"
 )
 
 // formatsWith tells which formats take a setting.
@@ -117,6 +118,8 @@ func webhookSpec() engine.Spec {
 				Description: "list of {when, next} checked after a successful call (webhook.status holds the HTTP status)"},
 			{Name: whNext, Kind: engine.KindRef, Description: "node after a successful call when no route holds; none completes the chat"},
 			{Name: whFailure, Kind: engine.KindRef, Description: "node after a failed call (default: the story's onError, or an apology)"},
+			{Name: whSets, Kind: engine.KindAny, Sets: true, Description: "names of the attributes the answer may set (so that reading them is not warned about as never set)",
+				Schema: map[string]any{"type": "array", "items": map[string]any{"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"}}},
 			{Name: whModel, Kind: engine.KindString, Description: "openai, anthropic: the model (required)"},
 			{Name: whSystem, Kind: engine.KindTemplate, Description: "messages, openai, anthropic: the system message (a template)"},
 			{Name: whHistory, Kind: engine.KindInt, Default: webhook.DefaultHistory,
@@ -157,6 +160,11 @@ func newWebhook(o Options) engine.Constructor {
 			c.Errorf(whFormat, "format %q unknown (want one of %s)", n.Format, strings.Join(webhook.Formats, ", "))
 		}
 		n.readSettings(c)
+		for _, a := range c.Strings(whSets) {
+			if !attrRe.MatchString(a) {
+				c.Errorf(whSets, "sets: attribute name %q must match [A-Za-z_][A-Za-z0-9_]{0,63}", a)
+			}
+		}
 		n.Conn, n.Lookup = resolveConnection(c, o.Connections)
 		return n, nil
 	}
@@ -422,6 +430,11 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 		n.rec.Record(ctx, conn, "")
 	}
 	t.SetWebhookStatus(res.Status)
+	note := map[string]any{"webhook": conn.Name, "status": res.Status}
+	if res.Answer.Attributes != nil {
+		note["attributes"] = res.Answer.Attributes
+	}
+	t.Note(note) // kept in the transcript: a recorded chat replays with it
 	t.MergeAttributes(res.Answer.Attributes)
 	if res.Answer.Call != nil && len(res.Answer.Responses) > 0 {
 		t.NoteCall(res.Answer.Call)
@@ -580,6 +593,7 @@ func (n *Webhook) fail(ctx context.Context, t *engine.Turn, conn *webhook.Connec
 		}
 	}
 	t.SetWebhookStatus(status)
+	t.Note(map[string]any{"webhook": name, "status": status, "error": err.Error()})
 	if n.Failure == "" {
 		return engine.Result{}, fmt.Errorf("webhook %s: %w", name, err)
 	}

@@ -659,7 +659,7 @@ nodes:
 			[]string{
 				`story.yaml:5:10: node "call" (webhook): connection crm: url must start with http:// or https://`,
 				`story.yaml:6:12: node "call" (webhook): connection crm: token must be 1 to 1024 characters`,
-				`story.yaml:7:5: node "call" (webhook): field tokn not recognised`,
+				`story.yaml:7:5: node "call" (webhook): field tokn not recognised (did you mean token?)`,
 				`story.yaml:8:14: node "call" (webhook): connection crm: header X Y: "X Y" is not a valid header name`,
 				`story.yaml:9:11: node "call" (webhook): field password is required`,
 				`story.yaml:10:14: node "call" (webhook): connection crm: timeout must be more than 0 and at most 2m0s, got 5m0s`,
@@ -850,7 +850,7 @@ func TestWebhookSpec(t *testing.T) {
 	for _, f := range spec.Fields {
 		names = append(names, f.Name)
 	}
-	if want := []string{"webhook", "format", "routes", "next", "failure", "model", "system", "history",
+	if want := []string{"webhook", "format", "routes", "next", "failure", "sets", "model", "system", "history",
 		"image", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("fields %v", names)
 	}

@@ -60,7 +60,7 @@ func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engin
 			err = &engine.LintError{Lints: []engine.Lint{{File: file, Line: 1, Column: 1, Message: fmt.Sprintf("internal error: %v", r)}}}
 		}
 	}()
-	l := &loader{o: o, b: &engine.Build{File: file, Values: o.Values, Source: src, Recompile: o.Recompile}}
+	l := &loader{o: o, b: &engine.Build{File: file, Values: o.Values, Source: src, Recompile: o.Recompile}, envFailed: map[[2]int]bool{}}
 	if l.o.Env == nil {
 		l.o.Env = DefaultEnv
 	}
@@ -74,10 +74,19 @@ func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engin
 	l.redact()
 	var errs, warns []engine.Lint
 	seen := make(map[engine.Lint]bool, len(l.b.Lints))
+	meant := misspelt(l.b.Lints)
 	for _, li := range l.b.Lints {
 		// The same problem found twice (a list read by CheckFields and by
 		// the node's constructor) is reported once.
 		if seen[li] {
+			continue
+		}
+		// A value with an unset variable, or a required field that a
+		// misspelt one stands for, is one error, not two.
+		if l.envFailed[[2]int{li.Line, li.Column}] && !strings.HasPrefix(li.Message, "environment variable ") {
+			continue
+		}
+		if missing := requiredField(li.Message); missing != "" && meant[li.Node+"\x00"+missing] {
 			continue
 		}
 		seen[li] = true
@@ -109,11 +118,40 @@ type loader struct {
 	b *engine.Build
 	// expanded are the ${VAR} values put into the story, kept out of lints.
 	expanded []expansion
+	// envFailed holds the positions of values with an unset or refused ${VAR}.
+	envFailed map[[2]int]bool
+	// lines is the source split in lines, when a hint needs it.
+	lines []string
 }
 
 type expansion struct {
 	line, column int
 	value, name  string
+}
+
+var (
+	didYouMeanRe = regexp.MustCompile(`field \S+ not recognised \(did you mean (\S+)\?\)$`)
+	requiredRe   = regexp.MustCompile(`(?:field |[ .])([A-Za-z_][A-Za-z0-9_]*)(?::)? is required$`)
+)
+
+// misspelt returns node+"\x00"+field for each field name suggested for an
+// unrecognised one.
+func misspelt(ls []engine.Lint) map[string]bool {
+	m := map[string]bool{}
+	for _, li := range ls {
+		if sm := didYouMeanRe.FindStringSubmatch(li.Message); sm != nil {
+			m[li.Node+"\x00"+sm[1]] = true
+		}
+	}
+	return m
+}
+
+// requiredField is the field a "… is required" message names, or "".
+func requiredField(msg string) string {
+	if sm := requiredRe.FindStringSubmatch(msg); sm != nil {
+		return sm[1]
+	}
+	return ""
 }
 
 func (l *loader) errAt(n *yaml.Node, format string, args ...any) {
@@ -139,6 +177,7 @@ func (l *loader) load(src []byte) *engine.Story {
 		l.errAt(root, "a story must be a mapping with id, start and nodes")
 		return nil
 	}
+	l.unquotedBraces(root)
 	l.expandEnv(root)
 	if bytes.Contains(src, []byte("<<")) {
 		l.expandMerges(root, map[*yaml.Node]bool{})
@@ -214,11 +253,12 @@ func (l *loader) load(src []byte) *engine.Story {
 		}
 	}
 	l.b.NodeExists = func(id string) bool { _, ok := s.Nodes[id]; return ok }
+	l.b.NodeIDs = s.Order
 	if top.Has("start") && s.Start != "" && !l.b.NodeExists(s.Start) {
-		l.errAt(top.Value("start"), "start: node %q not found", s.Start)
+		l.errAt(top.Value("start"), "start: node %q not found%s", s.Start, engine.DidYouMean(s.Start, s.Order))
 	}
 	if top.Has("onError") && !l.b.NodeExists(s.OnError) {
-		l.errAt(top.Value("onError"), "onError: node %q not found", s.OnError)
+		l.errAt(top.Value("onError"), "onError: node %q not found%s", s.OnError, engine.DidYouMean(s.OnError, s.Order))
 	}
 	// Pass 2: build every node (their expressions compiled on all cores first).
 	if pre != nil {
@@ -242,6 +282,7 @@ func (l *loader) load(src []byte) *engine.Story {
 		l.errAt(nodes, "a story needs at least one node")
 	}
 	l.warnGraph(s)
+	l.warnUnsetAttributes(s, root)
 	return s
 }
 
@@ -251,6 +292,10 @@ func (l *loader) buildNode(info *engine.NodeInfo, m *yaml.Node) {
 	}
 	c := l.b.NewConfig(info, m)
 	if m == nil || m.Kind != yaml.MappingNode {
+		if fieldLike(l.o.Registry, info.ID) {
+			l.errAt(&yaml.Node{Line: info.Line, Column: info.Column}, "%s is indented like a node id, not as a field: indent it like the fields of the node above", info.ID)
+			return
+		}
 		c.ErrorAt(m, "a node must be a mapping with a type")
 		return
 	}
@@ -265,7 +310,11 @@ func (l *loader) buildNode(info *engine.NodeInfo, m *yaml.Node) {
 		for _, sp := range l.o.Registry.Specs() {
 			names = append(names, sp.Type)
 		}
-		c.Errorf("type", "unknown node type %q (known: %s)", info.Type, strings.Join(names, ", "))
+		hint := engine.DidYouMean(info.Type, names)
+		if hint == "" {
+			hint = " (known: " + strings.Join(names, ", ") + ")"
+		}
+		c.Errorf("type", "unknown node type %q%s", info.Type, hint)
 		return
 	}
 	info.Waits = spec.Waits
@@ -487,6 +536,14 @@ func (l *loader) yamlError(err error) {
 	}
 	li := engine.Lint{File: l.b.File, Line: line, Column: 1, Message: "yaml: " + msg}
 	li.Column = firstColumn(l.b.Source, line)
+	if hint, col := yamlHint(l.b.Source, line, msg); hint != "" {
+		li.Message += hint
+		if col > 0 {
+			li.Column = col
+		}
+		l.b.Lints = append(l.b.Lints, li)
+		return
+	}
 	if msg == "found unexpected end of stream" {
 		// Most likely a quoted value that is never closed: point at its quote.
 		li.Column = quoteColumn(l.b.Source, line, li.Column)
@@ -647,11 +704,13 @@ func (l *loader) expandEnv(n *yaml.Node) {
 			name := m[2 : len(m)-1]
 			if !EnvAllowed(l.o.Env, name) {
 				l.errAt(n, "environment variable %s is not allowed in stories (allowed: %s; see serve --story-env)", name, strings.Join(l.o.Env, ", "))
+				l.envFailed[[2]int{n.Line, n.Column}] = true
 				return ""
 			}
 			v, ok := l.o.Getenv(name)
 			if !ok {
 				l.errAt(n, "environment variable %s is not set", name)
+				l.envFailed[[2]int{n.Line, n.Column}] = true
 			}
 			if v != "" {
 				l.expanded = append(l.expanded, expansion{n.Line, n.Column, v, m})

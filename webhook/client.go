@@ -45,6 +45,10 @@ type Options struct {
 	Now func() time.Time
 	// TLS configures TLS (default: system roots).
 	TLS *tls.Config
+	// Transport, when set, replaces the network: every call goes to it
+	// (story tests answer with mocks). The address guard does not apply;
+	// CallConnection tells the transport which connection a request is for.
+	Transport http.RoundTripper
 }
 
 // Client calls webhooks. It holds one http.Client whose transport keeps
@@ -59,6 +63,17 @@ type Client struct {
 	backoff time.Duration
 	now     func() time.Time
 	bufs    sync.Pool
+	// tagConn puts the connection in each request's context (Options.Transport).
+	tagConn bool
+}
+
+type connKey struct{}
+
+// CallConnection returns the connection a request of Client.Call is for,
+// when the client has an Options.Transport (nil otherwise).
+func CallConnection(r *http.Request) *Connection {
+	c, _ := r.Context().Value(connKey{}).(*Connection)
+	return c
 }
 
 var errTooManyRedirects = errors.New("too many redirects")
@@ -102,10 +117,14 @@ func NewClient(o Options) *Client {
 		TLSClientConfig:        o.TLS,
 	}
 	maxRedirects := o.MaxRedirects
+	var rt http.RoundTripper = tr
+	if o.Transport != nil {
+		rt = o.Transport
+	}
 	c := &Client{
-		maxBody: o.MaxBody, backoff: o.Backoff, now: o.Now,
+		maxBody: o.MaxBody, backoff: o.Backoff, now: o.Now, tagConn: o.Transport != nil,
 		http: &http.Client{
-			Transport: tr,
+			Transport: rt,
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {
 				if len(via) > maxRedirects {
 					return errTooManyRedirects
@@ -270,7 +289,11 @@ func answerError(status int, err error) *Error {
 func (c *Client) attempt(ctx context.Context, conn *Connection, w *wire, r *Request, target string, timeout time.Duration, body []byte, out *bytes.Buffer) (int, *Error) {
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
+	rctx := actx
+	if c.tagConn {
+		rctx = context.WithValue(actx, connKey{}, conn)
+	}
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return 0, &Error{Reason: "Invalid URL: " + oneLine(unwrapURLError(err).Error()), Err: err}
 	}

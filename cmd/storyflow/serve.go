@@ -43,7 +43,7 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	}
 	fs := newFlags("serve", stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
-	storiesDir := fs.String("stories", "", "load the story files (*.yaml, *.yml) of this directory at start and reload changed ones")
+	storiesDir := fs.String("stories", "", "load the story files (*.yaml, *.yml; not the story tests *.test.yaml) of this directory at start and reload changed ones")
 	dataDir := fs.String("data", "data", "data directory of the embedded store")
 	syncMode := fs.String("sync", "10ms", "embedded store durability: always (every turn on disk before its answer) or an interval (a turn answered once in the OS, on disk within the interval)")
 	cacheBytes := byteSize(embedded.DefaultCacheBytes)

@@ -139,6 +139,13 @@ func appendEntry(b []byte, e *engine.Entry) ([]byte, bool) {
 		b = append(b, `,"response":`...)
 		b = e.Response.AppendJSON(b)
 	}
+	if e.Data != nil {
+		b = append(b, `,"data":`...)
+		var err error
+		if b, err = jsontext.AppendObject(b, e.Data); err != nil {
+			return b, false
+		}
+	}
 	if y := e.Time.Year(); y < 0 || y > 9999 {
 		return b, false
 	}

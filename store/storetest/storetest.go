@@ -618,17 +618,23 @@ func testTranscript(t *testing.T, s store.Store) {
 	for i := range turns {
 		// A turn as the engine makes it: an input, one to three responses,
 		// the transcript trimmed to the window.
+		n0 := len(c.Transcript)
 		addEntry(c, engine.Entry{From: "user", Node: "ask", Input: &engine.Input{Text: fmt.Sprint(i)}, Time: ms(time.Now())})
+		if i%4 == 1 { // what a webhook node notes (engine.Turn.Note)
+			addEntry(c, engine.Entry{From: "node", Node: "check", Data: map[string]any{"webhook": "crm", "status": float64(200),
+				"attributes": map[string]any{"plan": "pro", "gone": nil, "n": float64(i)}}, Time: ms(time.Now())})
+		}
 		for k := range 1 + i%3 {
 			addEntry(c, engine.Entry{From: "bot", Node: "ask", Response: &engine.Response{Type: "text", Message: fmt.Sprintf("r%d.%d", i, k)}, Time: ms(time.Now())})
 		}
-		all = append(all, c.Transcript[len(c.Transcript)-2-i%3:]...)
+		added := len(c.Transcript) - n0
+		all = append(all, c.Transcript[len(c.Transcript)-added:]...)
 		c.Transcript = window(c.Transcript)
 		if i%5 == 0 {
 			// Also from a fresh read, as another turn would.
 			got, err := s.GetChat(ctx, "c1")
 			must(t, "get", err)
-			got.Transcript = append(got.Transcript, c.Transcript[len(c.Transcript)-2-i%3:]...)
+			got.Transcript = append(got.Transcript, c.Transcript[len(c.Transcript)-added:]...)
 			got.Seq, got.Node = c.Seq, c.Node
 			c = got
 		}

@@ -52,7 +52,7 @@ var Spec = engine.Spec{
 				{Name: fieldName, Kind: engine.KindString, Description: "value recorded in attribute (default: next)"},
 			},
 		},
-		{Name: fieldAttribute, Kind: engine.KindString, Description: "attribute to record the branch taken in, e.g. variant"},
+		{Name: fieldAttribute, Kind: engine.KindString, Sets: true, Description: "attribute to record the branch taken in, e.g. variant"},
 	},
 }
 
