@@ -132,6 +132,9 @@ func entryBytes(e *engine.Entry) int {
 	if c := e.Call; c != nil {
 		n += int(unsafe.Sizeof(*c)) + len(c.Format) + len(c.Model) + len(c.StopReason) + mapBytes(c.Metadata)
 	}
+	if e.Data != nil {
+		n += mapBytes(e.Data)
+	}
 	return n
 }
 

@@ -182,7 +182,7 @@ func TestEntryBytesFields(t *testing.T) {
 		typ    reflect.Type
 		fields int
 	}{
-		{reflect.TypeFor[engine.Entry](), 7},
+		{reflect.TypeFor[engine.Entry](), 8},
 		{reflect.TypeFor[engine.Input](), 3},
 		{reflect.TypeFor[engine.Response](), 9},
 		{reflect.TypeFor[engine.Button](), 4},
