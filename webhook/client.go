@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -49,6 +50,24 @@ type Options struct {
 	// (story tests answer with mocks). The address guard does not apply;
 	// CallConnection tells the transport which connection a request is for.
 	Transport http.RoundTripper
+	// MaxInFlight bounds the calls in flight per connection that sets no
+	// bound of its own (default 64, none with a Transport; < 0: no bound).
+	MaxInFlight int
+	// QueueWait is how long a call waits for a slot of its connection
+	// before it fails, at most the connection's timeout (default 1s).
+	QueueWait time.Duration
+	// BreakerFailures is how many failed calls in a row open a
+	// connection's circuit (default 5, none with a Transport; < 0: no
+	// circuit breaker).
+	BreakerFailures int
+	// BreakerOpen is how long an open circuit fails calls fast before it
+	// lets probes through (default 30s).
+	BreakerOpen time.Duration
+	// BreakerProbes is how many calls a half-open circuit lets through;
+	// that many successes close it (default 3).
+	BreakerProbes int
+	// Logger logs circuits opening and closing (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Client calls webhooks. It holds one http.Client whose transport keeps
@@ -65,6 +84,7 @@ type Client struct {
 	bufs    sync.Pool
 	// tagConn puts the connection in each request's context (Options.Transport).
 	tagConn bool
+	limits  *limits
 }
 
 type connKey struct{}
@@ -122,7 +142,7 @@ func NewClient(o Options) *Client {
 		rt = o.Transport
 	}
 	c := &Client{
-		maxBody: o.MaxBody, backoff: o.Backoff, now: o.Now, tagConn: o.Transport != nil,
+		maxBody: o.MaxBody, backoff: o.Backoff, now: o.Now, tagConn: o.Transport != nil, limits: newLimits(o),
 		http: &http.Client{
 			Transport: rt,
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -175,6 +195,9 @@ type Error struct {
 	Err      error
 	retry    bool
 	after    time.Duration // the answer's Retry-After
+	// down: the call counts against the connection's circuit (no answer
+	// came, or a 5xx; see limits.go).
+	down bool
 }
 
 // Problem is one breach of the answer contract, at a JSON path.
@@ -200,7 +223,9 @@ type Result struct {
 // Call sends r to conn and decodes the answer. Network errors and 5xx
 // answers are retried conn.Retries times with the same message id. A
 // failure is an *Error (with a Result holding what is known), or the
-// context's error when ctx ends.
+// context's error when ctx ends. A call waits for a slot of its
+// connection and is refused fast while the connection's circuit is open
+// (ErrBusy, ErrCircuitOpen).
 func (c *Client) Call(ctx context.Context, conn *Connection, r *Request) (*Result, error) {
 	if r.MessageID == "" {
 		r.MessageID = uuid.NewString()
@@ -225,6 +250,11 @@ func (c *Client) Call(ctx context.Context, conn *Connection, r *Request) (*Resul
 		timeout = w.timeout
 	}
 	start := time.Now()
+	admitted, aerr := c.limits.admit(ctx, conn, timeout)
+	if aerr != nil {
+		res.Duration = time.Since(start)
+		return res, aerr
+	}
 	answer := c.buf()
 	defer c.put(answer)
 	var err *Error
@@ -246,6 +276,11 @@ func (c *Client) Call(ctx context.Context, conn *Connection, r *Request) (*Resul
 			t.Stop()
 		case <-t.C:
 		}
+	}
+	if err != nil {
+		admitted.finish(ctx, err)
+	} else {
+		admitted.finish(ctx, nil)
 	}
 	res.Duration = time.Since(start)
 	if r.KeepBody {
@@ -344,7 +379,7 @@ func (c *Client) attempt(ctx context.Context, conn *Connection, w *wire, r *Requ
 			reason += ": " + t
 		}
 		retry, after := retryAdvice(resp.Header, w.retry(resp.StatusCode), c.now())
-		return resp.StatusCode, &Error{Reason: reason, Status: resp.StatusCode, retry: retry, after: after}
+		return resp.StatusCode, &Error{Reason: reason, Status: resp.StatusCode, retry: retry, after: after, down: resp.StatusCode >= 500}
 	}
 	return resp.StatusCode, nil
 }
@@ -355,16 +390,19 @@ func (c *Client) tooLarge(status int) *Error {
 
 // classify turns a transport error into an *Error with a one-line reason.
 func classify(err error, actx, ctx context.Context, timeout time.Duration) *Error {
-	e := &Error{Err: err}
+	e := &Error{Err: err, down: true}
 	var dns *net.DNSError
 	var ne net.Error
 	switch re, refused := isRefused(err); {
 	case refused:
 		e.Reason = "Address not allowed: " + re.Error()
+		e.down = false
 	case ctx.Err() != nil:
 		e.Reason = "Request canceled"
+		e.down = false
 	case errors.Is(err, errTooManyRedirects):
 		e.Reason = "Too many redirects"
+		e.down = false
 	case errors.Is(actx.Err(), context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		e.Reason = "Request timed out after " + timeout.String()
 		e.retry = true

@@ -48,6 +48,9 @@ type Connection struct {
 	Timeout time.Duration
 	// Retries is how many times a network error or a 5xx is retried (0..5).
 	Retries int
+	// MaxInFlight bounds the calls in flight to the connection
+	// (1..MaxInFlightLimit; 0: the server's bound, 64 by default).
+	MaxInFlight int
 }
 
 // BasicAuth is a connection's HTTP basic auth.
@@ -119,6 +122,9 @@ func (c *Connection) Check() []engine.Problem {
 	}
 	if c.Retries < 0 || c.Retries > MaxRetries {
 		add("retries", "must be 0 to %d, got %d", MaxRetries, c.Retries)
+	}
+	if c.MaxInFlight < 0 || c.MaxInFlight > MaxInFlightLimit {
+		add("max_in_flight", "must be 1 to %d, got %d", MaxInFlightLimit, c.MaxInFlight)
 	}
 	return ps
 }

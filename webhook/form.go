@@ -169,14 +169,6 @@ func (f *FormField) Parse(in string) (any, bool, string) {
 // 2xx answer's message ({success, message}) comes back as responses; a
 // non-2xx answer is an *Error whose reason carries the answer's error.
 func (c *Client) Submit(ctx context.Context, conn *Connection, f *Form) (int, []engine.Response, error) {
-	status, rs, err := c.submit(ctx, conn, f)
-	if err != nil {
-		return status, nil, err
-	}
-	return status, rs, nil
-}
-
-func (c *Client) submit(ctx context.Context, conn *Connection, f *Form) (int, []engine.Response, *Error) {
 	body, err := json.Marshal(f.Values)
 	if err != nil {
 		return 0, nil, &Error{Reason: "Cannot encode form: " + oneLine(err.Error()), Err: err}
@@ -185,6 +177,20 @@ func (c *Client) submit(ctx context.Context, conn *Connection, f *Form) (int, []
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	admitted, aerr := c.limits.admit(ctx, conn, timeout)
+	if aerr != nil {
+		return 0, nil, aerr
+	}
+	status, rs, serr := c.submit(ctx, conn, f, body, timeout)
+	if serr != nil {
+		admitted.finish(ctx, serr)
+		return status, nil, serr
+	}
+	admitted.finish(ctx, nil)
+	return status, rs, nil
+}
+
+func (c *Client) submit(ctx context.Context, conn *Connection, f *Form, body []byte, timeout time.Duration) (int, []engine.Response, *Error) {
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, f.SubmitURL, bytes.NewReader(body))
