@@ -141,7 +141,6 @@ func (l *limits) newState(conn *Connection) *connState {
 		return st
 	}
 	story, id := conn.StoryID, conn.ID
-	st.probes = l.probes
 	st.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        story + "/" + id,
 		MaxRequests: uint32(l.probes),
@@ -227,7 +226,7 @@ func (st *connState) refusal(err error) *Error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return &Error{Reason: fmt.Sprintf("Circuit half-open: waiting for %d probe calls (last failure: %s)", st.probes, st.last), Err: ErrCircuitOpen}
+		return &Error{Reason: "Circuit half-open: probe calls are under way (last failure: " + st.last + ")", Err: ErrCircuitOpen}
 	}
 	return &Error{Reason: st.opening, Err: ErrCircuitOpen}
 }
