@@ -95,6 +95,7 @@ var connectionFields = []engine.Field{
 	}},
 	{Name: "timeout", Kind: engine.KindDuration, Default: "10s", Description: "time for one attempt, answer included (at most 120s); default 10s, 30s for messages, 60s for openai and anthropic"},
 	{Name: "retries", Kind: engine.KindInt, Default: 0, Description: "retries on network errors and 5xx (also 429 except chatbot; 408 and 409 for openai, anthropic), with exponential backoff or the answer's Retry-After (0..5; default 0, 2 for openai and anthropic)"},
+	{Name: "max_in_flight", Kind: engine.KindInt, Description: "most calls in flight to this connection; a call over it waits briefly, then takes the failure branch (1..1000; default: the server's, 64)"},
 }
 
 func init() {
@@ -336,6 +337,7 @@ func readConnection(node, cc *engine.Config, id, name string) *webhook.Connectio
 		StoryID: node.Build().StoryID, ID: id, Name: name,
 		URL: cc.String("url"), Token: cc.String("token"), Headers: cc.StringMap("headers"),
 		Timeout: cc.Duration("timeout", 0), Retries: cc.Int("retries", defaultRetries(webhook.Format(node.String(whFormat)))),
+		MaxInFlight: cc.Int("max_in_flight", 0),
 	}
 	if cc.Has("token") && conn.Token == "" {
 		cc.Errorf("token", "connection %s: token must be 1 to 1024 characters", name)
@@ -345,6 +347,9 @@ func readConnection(node, cc *engine.Config, id, name string) *webhook.Connectio
 	}
 	if cc.Has("timeout") && conn.Timeout <= 0 {
 		cc.Errorf("timeout", "connection %s: timeout must be more than 0", name)
+	}
+	if cc.Has("max_in_flight") && conn.MaxInFlight == 0 {
+		cc.Errorf("max_in_flight", "connection %s: max_in_flight must be 1 to %d, got 0", name, webhook.MaxInFlightLimit)
 	}
 	auth := cc.Object("auth")
 	if auth != nil {
@@ -597,7 +602,11 @@ func (n *Webhook) fail(ctx context.Context, t *engine.Turn, conn *webhook.Connec
 	if n.Failure == "" {
 		return engine.Result{}, fmt.Errorf("webhook %s: %w", name, err)
 	}
-	n.log.Warn("webhook failed", "story", t.Story.ID, "chat", t.Chat.ID, "node", t.Node.ID,
+	level := slog.LevelWarn
+	if errors.Is(err, webhook.ErrCircuitOpen) {
+		level = slog.LevelDebug // the client logged the circuit opening
+	}
+	n.log.Log(ctx, level, "webhook failed", "story", t.Story.ID, "chat", t.Chat.ID, "node", t.Node.ID,
 		"connection", name, "reason", err.Error(), "next", n.Failure)
 	return engine.Goto(n.Failure), nil
 }

@@ -654,6 +654,7 @@ webhooks:
     auth: {username: bot}
     timeout: 5m
     retries: 9
+    max_in_flight: 5000
 nodes:
   call: {type: webhook, webhook: crm}`,
 			[]string{
@@ -664,7 +665,12 @@ nodes:
 				`story.yaml:9:11: node "call" (webhook): field password is required`,
 				`story.yaml:10:14: node "call" (webhook): connection crm: timeout must be more than 0 and at most 2m0s, got 5m0s`,
 				`story.yaml:11:14: node "call" (webhook): connection crm: retries must be 0 to 5, got 9`,
+				`story.yaml:12:20: node "call" (webhook): connection crm: max_in_flight must be 1 to 1000, got 5000`,
 			}},
+		{"max_in_flight 0", nil, `
+nodes:
+  call: {type: webhook, webhook: {url: "https://x/", max_in_flight: 0}}`,
+			[]string{`story.yaml:4:69: node "call" (webhook): connection call: max_in_flight must be 1 to 1000, got 0`}},
 		{"empty password", nil, `
 webhooks:
   crm: {url: "https://x/", auth: {username: bot, password: ""}}
@@ -1165,5 +1171,88 @@ nodes:
 	}
 	if e := errs.Get("s", "site"); e != "Form submission failed with status code 400: Invalid email format" {
 		t.Errorf("connection error %q", e)
+	}
+}
+
+// TestWebhookCircuitOpen: once the connection's circuit is open, a turn
+// takes the failure branch without calling, and the connection's error
+// says why.
+func TestWebhookCircuitOpen(t *testing.T) {
+	h := newHook(t, answers(503, `{"error":"overloaded"}`))
+	client := webhook.NewClient(webhook.Options{AllowPrivate: true, BreakerFailures: 2, BreakerOpen: time.Hour})
+	errs := webhook.NewErrors()
+	logs := &records{}
+	src := fmt.Sprintf(`
+id: s
+start: ask
+webhooks: {crm: {url: %q}}
+nodes:
+  ask: {type: question, responses: [{type: text, message: "?"}], next: call}
+  call: {type: webhook, webhook: crm, next: ask, failure: sorry}
+  sorry: {type: message, responses: [{type: text, message: sorry}], next: ask}
+`, h.URL)
+	s := whLoad(t, src, nodes.Options{Webhooks: client, WebhookErrors: errs, Logger: slog.New(logs)})
+	c := engine.NewChat(s, "c", "", "", nil, nil)
+	whRun(t, s, c, "")
+	for i := range 3 {
+		if out := whRun(t, s, c, "x"); !reflect.DeepEqual(out, []string{"sorry", "?"}) {
+			t.Fatalf("turn %d: %q", i+1, out)
+		}
+	}
+	if h.calls() != 2 {
+		t.Errorf("the service saw %d calls, want 2", h.calls())
+	}
+	want := "Circuit open: 2 failures in a row (last: Request failed with status code 503: overloaded), next probe at "
+	if got := errs.Get("s", "crm"); !strings.HasPrefix(got, want) {
+		t.Errorf("connection error %q, want %q…", got, want)
+	}
+	if got := logs.messages(); len(got) != 3 || !strings.Contains(got[2], "reason=Circuit open") {
+		t.Errorf("logs %q, want one per failed call", got)
+	}
+}
+
+// TestWebhookMaxInFlight: a story's max_in_flight bounds the calls of its
+// connection; a turn over it takes the failure branch.
+func TestWebhookMaxInFlight(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 10)
+	h := newHook(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, `{"attributes":{"ok":true}}`)
+	})
+	defer close(release)
+	client := webhook.NewClient(webhook.Options{AllowPrivate: true, QueueWait: 10 * time.Millisecond})
+	errs := webhook.NewErrors()
+	src := fmt.Sprintf(`
+id: s
+start: call
+webhooks: {crm: {url: %q, max_in_flight: 1}}
+nodes:
+  call: {type: webhook, webhook: crm, failure: sorry}
+  sorry: {type: end, responses: [{type: text, message: sorry}]}
+`, h.URL)
+	s := whLoad(t, src, nodes.Options{Webhooks: client, WebhookErrors: errs})
+	first := make(chan *engine.Chat, 1)
+	go func() {
+		c := engine.NewChat(s, "c1", "", "", nil, nil)
+		var r engine.Runner
+		r.Start(context.Background(), s, c)
+		first <- c
+	}()
+	<-arrived
+	c := engine.NewChat(s, "c2", "", "", nil, nil)
+	if out := whRun(t, s, c, ""); !reflect.DeepEqual(out, []string{"sorry"}) {
+		t.Errorf("second chat: %q", out)
+	}
+	if got := errs.Get("s", "crm"); got != "Too many calls in flight to this connection (1)" {
+		t.Errorf("connection error %q", got)
+	}
+	release <- struct{}{}
+	if c := <-first; c.Attributes["ok"] != true {
+		t.Errorf("first chat: attributes %v, error %q", c.Attributes, c.Error)
 	}
 }
