@@ -25,6 +25,7 @@ import (
 	"github.com/storyflow/storyflow/store/embedded"
 	"github.com/storyflow/storyflow/store/mongo"
 	"github.com/storyflow/storyflow/stories"
+	"github.com/storyflow/storyflow/webhook"
 )
 
 func init() {
@@ -60,6 +61,8 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	exprMemory := fs.Int64("expr-memory", engine.DefaultExprMemory, "memory budget of one expression evaluation, in bytes")
 	maxAttrs := fs.Int("max-attributes", api.DefaultMaxAttributes, "largest size of a chat's attributes, and of its userAttributes, in bytes of JSON")
 	storyCache := fs.Int64("story-cache", api.DefaultStoryCacheBytes, "bytes of compiled stories kept in memory")
+	maxInFlight := fs.Int("webhook-max-in-flight", webhook.DefaultMaxInFlight, "most webhook calls in flight per connection that sets no max_in_flight (0: no bound)")
+	breakerFailures := fs.Int("webhook-breaker-failures", webhook.DefaultBreakerFailures, "failed webhook calls in a row that open a connection's circuit for 30s (0: no circuit breaker)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagExit(err)
@@ -72,6 +75,10 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	env, err := stories.ParseEnv(*storyEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "storyflow serve: --story-env: %v\n", err)
+		return exitUsage
+	}
+	if *maxInFlight < 0 || *breakerFailures < 0 {
+		fmt.Fprintln(stderr, "storyflow serve: --webhook-max-in-flight and --webhook-breaker-failures must be 0 or more")
 		return exitUsage
 	}
 	var level slog.Level
@@ -113,10 +120,13 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 			log.Error("close store", "err", err)
 		}
 	}()
+	hooks := webhook.NewClient(webhook.Options{AllowPrivate: *allowPrivate, Logger: log,
+		MaxInFlight: orNone(*maxInFlight), BreakerFailures: orNone(*breakerFailures)})
+	defer hooks.Close()
 	srv, err := api.New(api.Config{
 		Store: st, Token: *token, AllowPrivateWebhooks: *allowPrivate, MaxSteps: *maxSteps, Logger: log,
 		StoryEnv: env, ExprBudget: engine.Budget{Memory: *exprMemory, Time: *exprTime},
-		MaxAttributes: *maxAttrs, StoryCacheBytes: *storyCache,
+		MaxAttributes: *maxAttrs, StoryCacheBytes: *storyCache, Webhooks: hooks,
 	})
 	if err != nil {
 		log.Error("start server", "err", err)
@@ -182,6 +192,14 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return code
+}
+
+// orNone maps a flag's 0 (off) to webhook.Options' -1 (0 there is the default).
+func orNone(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // gcPercent is the server's GC target unless GOGC is set.
