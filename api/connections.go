@@ -33,6 +33,9 @@ type connectionRequest struct {
 	Token   *string           `json:"token"`
 	Headers map[string]string `json:"headers"`
 	Auth    *authRequest      `json:"auth"`
+
+	// MaxInFlight bounds the calls in flight (optional, 1..1000).
+	MaxInFlight *int `json:"maxInFlight"`
 }
 
 // connection checks the request and returns the connection it describes.
@@ -89,6 +92,12 @@ func (r *connectionRequest) connection(storyID string) (store.Connection, error)
 		}
 		c.Auth = &store.BasicAuth{Username: *r.Auth.Username, Password: *r.Auth.Password}
 	}
+	if r.MaxInFlight != nil {
+		if n := *r.MaxInFlight; n < 1 || n > webhook.MaxInFlightLimit {
+			return c, badRequest("field maxInFlight must be 1 to %d, got %d", webhook.MaxInFlightLimit, n)
+		}
+		c.MaxInFlight = *r.MaxInFlight
+	}
 	wc := toWebhook(c)
 	if ps := wc.Check(); len(ps) > 0 {
 		p := ps[0]
@@ -101,7 +110,8 @@ func (r *connectionRequest) connection(storyID string) (store.Connection, error)
 }
 
 func toWebhook(c store.Connection) webhook.Connection {
-	wc := webhook.Connection{StoryID: c.StoryID, ID: c.ID, Name: c.Name, URL: c.URL, Token: c.Token, Headers: c.Headers}
+	wc := webhook.Connection{StoryID: c.StoryID, ID: c.ID, Name: c.Name, URL: c.URL, Token: c.Token, Headers: c.Headers,
+		MaxInFlight: c.MaxInFlight}
 	if c.Auth != nil {
 		wc.Auth = &webhook.BasicAuth{Username: c.Auth.Username, Password: c.Auth.Password}
 	}
@@ -150,6 +160,10 @@ type connectionDetail struct {
 	Error     *string           `json:"error"`
 	CreatedAt string            `json:"createdAt"`
 	UpdatedAt string            `json:"updatedAt"`
+
+	// MaxInFlight is the connection's bound on calls in flight (absent:
+	// the server's).
+	MaxInFlight int `json:"maxInFlight,omitempty"`
 }
 
 // storyNames returns the name of each story id (from the latest version).
@@ -223,7 +237,8 @@ func (s *Server) getConnection(c *fiber.Ctx) error {
 	}
 	names := &storyNames{s: s, m: map[string]string{}}
 	d := connectionDetail{ID: cn.ID, Story: storyRef{cn.StoryID, names.name(ctx, cn.StoryID)}, Name: cn.Name, URL: cn.URL,
-		Token: cn.Token, Headers: cn.Headers, Auth: cn.Auth, CreatedAt: apiTime(cn.CreatedAt), UpdatedAt: apiTime(cn.UpdatedAt)}
+		Token: cn.Token, Headers: cn.Headers, Auth: cn.Auth, MaxInFlight: cn.MaxInFlight,
+		CreatedAt: apiTime(cn.CreatedAt), UpdatedAt: apiTime(cn.UpdatedAt)}
 	if cn.Error != "" {
 		d.Error = &cn.Error
 	}

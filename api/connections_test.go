@@ -9,8 +9,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/storyflow/storyflow/api"
+	"github.com/storyflow/storyflow/webhook"
 )
 
 // backend is a webhook service: it answers verification when the token
@@ -222,6 +224,8 @@ func TestConnectionInput(t *testing.T) {
 		{"auth without password", map[string]any{"storyId": "s", "name": "n", "url": b.URL, "auth": map[string]string{"username": "u"}}, "auth.password is required"},
 		{"header not a string", `{"storyId":"s","name":"n","url":"http://x","headers":{"X":1}}`, "must be a string"},
 		{"unknown field", `{"storyId":"s","name":"n","url":"http://x","secret":"y"}`, "unknown field secret"},
+		{"maxInFlight 0", map[string]any{"storyId": "s", "name": "n", "url": b.URL, "maxInFlight": 0}, "field maxInFlight must be 1 to 1000, got 0"},
+		{"maxInFlight too big", map[string]any{"storyId": "s", "name": "n", "url": b.URL, "maxInFlight": 1001}, "field maxInFlight must be 1 to 1000, got 1001"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do("POST", "/v2/integrations/webhook", tc.body)
@@ -344,4 +348,64 @@ func TestConnectionTest(t *testing.T) {
 		t.Fatalf("failed call: %v", m)
 	}
 	want(t, e.do("POST", "/v2/integrations/webhook/0123456789abcdef01234567/test", nil), 404, "connection_not_found")
+}
+
+// TestConnectionProtection: an API connection's maxInFlight bounds its
+// calls, and an open circuit shows as the connection's error.
+func TestConnectionProtection(t *testing.T) {
+	client := webhook.NewClient(webhook.Options{AllowPrivate: true, BreakerFailures: 2, BreakerOpen: time.Hour, QueueWait: 10 * time.Millisecond})
+	e := newEnv(t, func(c *api.Config) { c.Webhooks = client })
+	b := newBackend(t, "tok")
+	release := make(chan struct{})
+	var hold atomic.Bool
+	arrived := make(chan struct{}, 10)
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hold.Load() && r.Method == http.MethodPost {
+			arrived <- struct{}{}
+			<-release
+		}
+		b.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer gate.Close()
+	r := e.do("POST", "/v2/integrations/webhook", map[string]any{"storyId": "hooked", "name": "backend", "url": gate.URL, "token": "tok", "maxInFlight": 1})
+	want(t, r, 201, "")
+	id := r.json(t)["id"].(string)
+	if d := e.do("GET", "/v2/integrations/webhook/"+id, nil).json(t); d["maxInFlight"] != 1.0 {
+		t.Fatalf("detail: %v", d)
+	}
+	e.putStory("hooked", hookedStory)
+	turn := func(chat string) resp {
+		return e.do("POST", "/v1/chats/"+chat+"/messages", map[string]any{"text": "hi"})
+	}
+	errorOf := func() any { return e.do("GET", "/v2/integrations/webhook/"+id, nil).json(t)["error"] }
+
+	// One call in flight: another chat's call is refused.
+	first, second := e.startChat("hooked")["chatId"].(string), e.startChat("hooked")["chatId"].(string)
+	hold.Store(true)
+	done := make(chan resp, 1)
+	go func() { done <- turn(first) }()
+	<-arrived
+	want(t, turn(second), 200, "")
+	if got := errorOf(); got != "Too many calls in flight to this connection (1)" {
+		t.Errorf("error while busy: %v", got)
+	}
+	hold.Store(false)
+	close(release)
+	if r := <-done; r.json(t)["attributes"].(map[string]any)["hooked"] != true {
+		t.Fatalf("held turn: %s", r.body)
+	}
+
+	// Two failures open the circuit: the next turn does not call.
+	b.fail.Store(500)
+	want(t, turn(first), 200, "")
+	want(t, turn(first), 200, "")
+	calls := b.calls.Load()
+	want(t, turn(first), 200, "")
+	if b.calls.Load() != calls {
+		t.Errorf("the open circuit let a call through")
+	}
+	got, _ := errorOf().(string)
+	if w := "Circuit open: 2 failures in a row (last: Request failed with status code 500), next probe at "; !strings.HasPrefix(got, w) {
+		t.Errorf("error %q, want %q…", got, w)
+	}
 }

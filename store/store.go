@@ -160,6 +160,9 @@ type Connection struct {
 	Error     string            `json:"error,omitempty" bson:"error,omitempty"`
 	CreatedAt time.Time         `json:"createdAt" bson:"createdAt"`
 	UpdatedAt time.Time         `json:"updatedAt" bson:"updatedAt"`
+
+	// MaxInFlight bounds the calls in flight (0: the server's bound).
+	MaxInFlight int `json:"maxInFlight,omitempty" bson:"maxInFlight,omitempty"`
 }
 
 // BasicAuth is a connection's HTTP basic auth.

@@ -688,7 +688,7 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 	set := bson.D{
 		{Key: "storyId", Value: c.StoryID}, {Key: "name", Value: c.Name}, {Key: "url", Value: c.URL},
 		{Key: "token", Value: c.Token}, {Key: "headers", Value: c.Headers}, {Key: "auth", Value: c.Auth},
-		{Key: "updatedAt", Value: now()},
+		{Key: "maxInFlight", Value: c.MaxInFlight}, {Key: "updatedAt", Value: now()},
 	}
 	var updated store.Connection
 	err := s.connections.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: c.ID}}, bson.D{{Key: "$set", Value: set}},

@@ -455,7 +455,7 @@ var hexID = regexp.MustCompile(`^[0-9a-f]{24}$`)
 func testConnections(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	a := &store.Connection{StoryID: "shop", Name: "Orders", URL: "https://example.com/orders", Token: "tok",
-		Headers: map[string]string{"X-Key": "k"}, Auth: &store.BasicAuth{Username: "u", Password: "p"}}
+		Headers: map[string]string{"X-Key": "k"}, Auth: &store.BasicAuth{Username: "u", Password: "p"}, MaxInFlight: 8}
 	must(t, "create", s.CreateConnection(ctx, a))
 	if !hexID.MatchString(a.ID) {
 		t.Errorf("id %q is not 24 hex digits", a.ID)
