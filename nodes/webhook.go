@@ -591,9 +591,12 @@ func (n *Webhook) fail(ctx context.Context, t *engine.Turn, conn *webhook.Connec
 	name := n.Lookup
 	if conn != nil {
 		name = conn.Name
-		// Nothing to send is the story's doing, not the connection's.
+		// Nothing to send is the story's doing, not the connection's; a
+		// call refused for the bound on calls in flight is not kept either
+		// (the connection works, and an API connection's error would be
+		// rewritten on every call under load).
 		story := errors.Is(err, webhook.ErrNoInput) || errors.Is(err, webhook.ErrPromptTooLong)
-		if n.rec != nil && !story {
+		if n.rec != nil && !story && !errors.Is(err, webhook.ErrBusy) {
 			n.rec.Record(ctx, conn, err.Error())
 		}
 	}

@@ -1227,6 +1227,7 @@ func TestWebhookMaxInFlight(t *testing.T) {
 	defer close(release)
 	client := webhook.NewClient(webhook.Options{AllowPrivate: true, QueueWait: 10 * time.Millisecond})
 	errs := webhook.NewErrors()
+	logs := &records{}
 	src := fmt.Sprintf(`
 id: s
 start: call
@@ -1235,7 +1236,7 @@ nodes:
   call: {type: webhook, webhook: crm, failure: sorry}
   sorry: {type: end, responses: [{type: text, message: sorry}]}
 `, h.URL)
-	s := whLoad(t, src, nodes.Options{Webhooks: client, WebhookErrors: errs})
+	s := whLoad(t, src, nodes.Options{Webhooks: client, WebhookErrors: errs, Logger: slog.New(logs)})
 	first := make(chan *engine.Chat, 1)
 	go func() {
 		c := engine.NewChat(s, "c1", "", "", nil, nil)
@@ -1248,8 +1249,11 @@ nodes:
 	if out := whRun(t, s, c, ""); !reflect.DeepEqual(out, []string{"sorry"}) {
 		t.Errorf("second chat: %q", out)
 	}
-	if got := errs.Get("s", "crm"); got != "Too many calls in flight to this connection (1)" {
-		t.Errorf("connection error %q", got)
+	if got := logs.messages(); len(got) != 1 || !strings.Contains(got[0], "reason=Too many calls in flight to this connection (1)") {
+		t.Errorf("logs %q", got)
+	}
+	if got := errs.Get("s", "crm"); got != "" {
+		t.Errorf("a refusal for the bound was kept as the connection's error: %q", got)
 	}
 	release <- struct{}{}
 	if c := <-first; c.Attributes["ok"] != true {
