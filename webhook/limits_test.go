@@ -345,3 +345,26 @@ func closedURL(t *testing.T) string {
 	defer l.Close()
 	return "http://" + l.Addr().String()
 }
+
+type failing struct{}
+
+func (failing) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 500, Body: io.NopCloser(strings.NewReader(`{"error":"boom"}`)), Header: http.Header{}, Request: r}, nil
+}
+
+// TestBreakerOffWithTransport: mocked calls (story tests) have no circuit
+// unless one is asked for.
+func TestBreakerOffWithTransport(t *testing.T) {
+	c := webhook.NewClient(webhook.Options{Transport: failing{}})
+	conn := &webhook.Connection{StoryID: "s", ID: "crm", URL: "https://crm.example.com/hook"}
+	for range 2 * webhook.DefaultBreakerFailures {
+		if got := reason(do(c, conn)); got != "Request failed with status code 500: boom" {
+			t.Fatalf("reason %q", got)
+		}
+	}
+	c = webhook.NewClient(webhook.Options{Transport: failing{}, BreakerFailures: 1, BreakerOpen: time.Hour})
+	do(c, conn)
+	if err := do(c, conn); !errors.Is(err, webhook.ErrCircuitOpen) {
+		t.Errorf("asked-for circuit: %v", err)
+	}
+}
