@@ -152,7 +152,7 @@ func TestIndexes(t *testing.T) {
 	name, _ := mongo.DatabaseName(uri)
 	want := map[string][]string{
 		"stories":     {"storyId_version"},
-		"chats":       {"chatId_rev", "chatId_reply", "storyId_status", "updatedAt"},
+		"turns":       {"chatId_seq", "head_chatId_rev", "head_storyId_chatId_rev"},
 		"connections": {"storyId"},
 	}
 	for coll, names := range want {

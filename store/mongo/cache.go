@@ -1,0 +1,258 @@
+package mongo
+
+import (
+	"container/list"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/store"
+)
+
+// snap is a cached chat at one revision. It is never changed once cached:
+// an update makes a new one.
+type snap struct {
+	chat  *engine.Chat // Transcript is the window
+	sizes []int        // BSON size of each window entry
+	// first is the seq of the window's first entry (Seq+1 when empty).
+	first int64
+	// replies are those of the revisions after Rev-MaxReplies, oldest
+	// first; the last keepBodies keep their bodies.
+	replies []replyRef
+	// stale: a newer revision may exist; catch up before use.
+	stale     bool
+	conflicts int // in a row
+	state     int // BSON size of the state
+	size      int64
+}
+
+type replyRef struct {
+	id   string
+	rev  int64
+	body []byte
+}
+
+// keepBodies is how many recent reply bodies a cached chat keeps.
+const keepBodies = 4
+
+// fresh returns a copy of sn that is neither stale nor in conflict.
+func (sn *snap) fresh() *snap {
+	c := *sn
+	c.stale, c.conflicts = false, 0
+	return &c
+}
+
+// apply returns sn with revision d applied: d must be the next revision
+// (or any revision when sn is empty) and run on from its entries.
+func (sn *snap) apply(d turnDoc, z turnSizes) (*snap, error) {
+	if d.Chat == nil {
+		return nil, fmt.Errorf("revision %s has no chat state", revKey(d.ChatID, d.Rev))
+	}
+	n := int64(len(d.Entries))
+	for i, e := range d.Entries {
+		if e.Seq != d.Seq-n+1+int64(i) {
+			return nil, fmt.Errorf("revision %s: entry %d has seq %d", revKey(d.ChatID, d.Rev), i, e.Seq)
+		}
+	}
+	next := &snap{conflicts: sn.conflicts, state: z.state}
+	if sn.chat == nil {
+		next.first = d.Seq - n + 1
+	} else {
+		if d.Rev != sn.chat.Rev+1 || d.Seq-n != sn.chat.Seq {
+			return nil, fmt.Errorf("revision %s does not follow revision %d (seq %d)", revKey(d.ChatID, d.Rev), sn.chat.Rev, sn.chat.Seq)
+		}
+		next.first = sn.first
+	}
+	c, err := stateOf(d)
+	if err != nil {
+		return nil, err
+	}
+	var window []engine.Entry
+	var sizes []int
+	if sn.chat != nil {
+		window, sizes = sn.chat.Transcript, sn.sizes
+	}
+	if drop := len(window) + len(d.Entries) - engine.MaxTranscript; drop > 0 {
+		drop = min(drop, len(window))
+		window, sizes = window[drop:], sizes[drop:]
+	}
+	c.Transcript = append(slices.Clip(window), d.Entries...)
+	next.sizes = append(slices.Clip(sizes), z.entries...)
+	if drop := len(c.Transcript) - engine.MaxTranscript; drop > 0 {
+		c.Transcript, next.sizes = c.Transcript[drop:], next.sizes[drop:]
+	}
+	if len(c.Transcript) > 0 {
+		next.first = c.Transcript[0].Seq
+	} else {
+		c.Transcript, next.first = nil, c.Seq+1
+	}
+	next.chat = c
+	replies := sn.replies
+	for len(replies) > 0 && replies[0].rev <= d.Rev-store.MaxReplies {
+		replies = replies[1:]
+	}
+	if d.Reply != nil {
+		replies = append(slices.Clip(replies), replyRef{id: d.Reply.MessageID, rev: d.Rev, body: d.Reply.Body})
+		if k := len(replies) - keepBodies - 1; k >= 0 && replies[k].body != nil {
+			replies = slices.Clone(replies)
+			replies[k].body = nil
+		}
+	}
+	next.replies = replies
+	next.measure()
+	return next, nil
+}
+
+// prepend returns sn with older entries before its window (up to
+// MaxTranscript in all).
+func (sn *snap) prepend(older []engine.Entry) *snap {
+	next := *sn
+	room := engine.MaxTranscript - len(sn.chat.Transcript)
+	older = older[max(0, len(older)-room):]
+	if len(older) == 0 || older[len(older)-1].Seq != sn.first-1 {
+		return sn
+	}
+	c := *sn.chat
+	c.Transcript = append(slices.Clone(older), sn.chat.Transcript...)
+	sizes := make([]int, len(older), len(c.Transcript))
+	for i := range sizes {
+		sizes[i] = 256
+	}
+	next.sizes = append(sizes, sn.sizes...)
+	next.chat, next.first = &c, older[0].Seq
+	next.measure()
+	return &next
+}
+
+func (sn *snap) measure() {
+	size := int64(512 + sn.state)
+	for _, n := range sn.sizes {
+		size += int64(n) + 64
+	}
+	for _, r := range sn.replies {
+		size += int64(len(r.id) + len(r.body) + 48)
+	}
+	sn.size = size
+}
+
+// reply finds a remembered reply by message id.
+func (sn *snap) reply(id string) (replyRef, bool) {
+	for i := len(sn.replies) - 1; i >= 0; i-- {
+		if sn.replies[i].id == id {
+			return sn.replies[i], true
+		}
+	}
+	return replyRef{}, false
+}
+
+// copyChat returns the chat for a caller, who may change it.
+func (sn *snap) copyChat() *engine.Chat {
+	c := *sn.chat
+	c.Attributes = copyMap(c.Attributes)
+	c.UserAttributes = copyMap(c.UserAttributes)
+	c.Transcript = slices.Clone(c.Transcript)
+	return &c
+}
+
+func copyMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = copyValue(v)
+	}
+	return out
+}
+
+func copyValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return copyMap(v)
+	case []any:
+		if v == nil {
+			return v
+		}
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = copyValue(e)
+		}
+		return out
+	}
+	return v // JSON scalars
+}
+
+// chatCache holds snaps by chat id, least recently used dropped first,
+// bounded in bytes.
+type chatCache struct {
+	mu   sync.Mutex
+	max  int64
+	size int64
+	m    map[string]*list.Element // of *cacheItem
+	lru  list.List
+}
+
+type cacheItem struct {
+	id string
+	sn *snap
+}
+
+func newChatCache(maxBytes int64) *chatCache {
+	return &chatCache{max: maxBytes, m: map[string]*list.Element{}}
+}
+
+func (c *chatCache) get(id string) *snap {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.m[id]
+	if !ok {
+		return nil
+	}
+	c.lru.MoveToFront(el)
+	return el.Value.(*cacheItem).sn
+}
+
+// put caches sn unless a newer revision is cached.
+func (c *chatCache) put(id string, sn *snap) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.m[id]; ok {
+		it := el.Value.(*cacheItem)
+		if it.sn.chat.Rev > sn.chat.Rev {
+			return
+		}
+		c.remove(el)
+	}
+	if sn.size > c.max/8 {
+		return
+	}
+	c.m[id] = c.lru.PushFront(&cacheItem{id: id, sn: sn})
+	c.size += sn.size
+	for c.size > c.max {
+		c.remove(c.lru.Back())
+	}
+}
+
+func (c *chatCache) remove(el *list.Element) {
+	it := el.Value.(*cacheItem)
+	c.lru.Remove(el)
+	delete(c.m, it.id)
+	c.size -= it.sn.size
+}
+
+// markStale marks the cached chat stale if it is not newer than rev.
+func (c *chatCache) markStale(id string, rev int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.m[id]
+	if !ok {
+		return
+	}
+	it := el.Value.(*cacheItem)
+	if it.sn.chat.Rev <= rev && !it.sn.stale {
+		sn := *it.sn
+		sn.stale = true
+		it.sn = &sn
+	}
+}
