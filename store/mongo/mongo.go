@@ -330,7 +330,6 @@ func normalize(m map[string]any) (map[string]any, error) {
 	return out, err
 }
 
-
 // Connections.
 
 // CreateConnection implements store.Store.
