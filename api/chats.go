@@ -236,7 +236,7 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 				return body, nil
 			}
 		}
-		chat, err := s.st.GetChat(ctx, chatID)
+		chat, err := s.chatForTurn(ctx, chatID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, notFound("chat", chatID)
 		}
@@ -283,6 +283,20 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 			return nil, err
 		}
 	}
+}
+
+// turnReader is a store that can give a turn its cached chat without a
+// query (the MongoDB store): UpdateChat's compare-and-set catches a stale
+// one, and the turn runs again.
+type turnReader interface {
+	GetChatForTurn(ctx context.Context, id string) (*engine.Chat, error)
+}
+
+func (s *Server) chatForTurn(ctx context.Context, id string) (*engine.Chat, error) {
+	if r, ok := s.st.(turnReader); ok {
+		return r.GetChatForTurn(ctx, id)
+	}
+	return s.st.GetChat(ctx, id)
 }
 
 // backoff is a random wait before attempt+1, growing to at most 50ms.

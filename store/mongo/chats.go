@@ -34,9 +34,10 @@ import (
 // stay, so the revisions are the full transcript and no entry is ever
 // copied.
 //
-// Each process caches chats (chatCache): GetChat and GetReply read the
-// cache, and the chat is read again only when not cached or after a
+// Each process caches chats (chatCache): GetChatForTurn and GetReply read
+// the cache, and the chat is read again only when not cached or after a
 // conflict (an update whose result is unknown also marks it stale).
+// GetChat checks for newer revisions first.
 
 // compactEvery: the writer of every compactEvery'th revision compacts the
 // revisions before it.
@@ -267,8 +268,29 @@ func (s *Store) catchUp(ctx context.Context, id string, sn *snap) (*snap, error)
 	return next, nil
 }
 
-// GetChat implements store.Store.
+// GetChat implements store.Store. It reads the revisions after the cached
+// one (an index probe that usually finds none), so that a chat another
+// process changed reads fresh; GetChatForTurn does not.
 func (s *Store) GetChat(ctx context.Context, id string) (*engine.Chat, error) {
+	sn := s.cache.get(id)
+	var err error
+	if sn == nil {
+		sn, err = s.load(ctx, id)
+	} else {
+		sn, err = s.catchUp(ctx, id, sn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get chat %q: %w", id, err)
+	}
+	return sn.copyChat(), nil
+}
+
+// GetChatForTurn returns the chat as this process last knew it, without a
+// query when it is cached: it may be behind another process's writes, which
+// the compare-and-set of the turn's UpdateChat finds (ErrConflict; the
+// retry then reads the new revision). For a chat served by one process a
+// turn costs one command: the UpdateChat.
+func (s *Store) GetChatForTurn(ctx context.Context, id string) (*engine.Chat, error) {
 	sn, err := s.snapshot(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("get chat %q: %w", id, err)

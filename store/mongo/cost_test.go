@@ -73,7 +73,7 @@ func openCounted(t *testing.T, uri string) (*mongo.Store, *counter) {
 }
 
 // turn runs one turn as the API does (api.Server.turn): GetReply for the
-// message id, GetChat, a change, UpdateChat with the reply; again on a
+// message id, GetChatForTurn, a change, UpdateChat with the reply; again on a
 // conflict.
 func turn(ctx context.Context, s store.Store, id string, i int, msgID bool) error {
 	mid := fmt.Sprintf("m%06d", i)
@@ -83,7 +83,7 @@ func turn(ctx context.Context, s store.Store, id string, i int, msgID bool) erro
 				return fmt.Errorf("get reply %s: ok %v, %v", mid, ok, err)
 			}
 		}
-		c, err := s.GetChat(ctx, id)
+		c, err := s.(*mongo.Store).GetChatForTurn(ctx, id)
 		if err != nil {
 			return err
 		}
