@@ -327,7 +327,8 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	}
 	// Before: null when this call inserted the revision, else the
 	// revision another writer stored first.
-	res := s.turns.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: revKey(c.ID, rev)}},
+	// The chat id in the filter routes the upsert to the chat's shard.
+	res := s.turns.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: revKey(c.ID, rev)}, {Key: "chatId", Value: c.ID}},
 		bson.D{{Key: "$setOnInsert", Value: raw}}, options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before))
 	won, err := res.Raw()
 	switch {
@@ -431,7 +432,7 @@ func (s *Store) GetReply(ctx context.Context, chatID, messageID string) ([]byte,
 		return r.body, true, nil
 	}
 	var d turnDoc
-	err = s.turns.FindOne(ctx, bson.D{{Key: "_id", Value: revKey(chatID, r.rev)}},
+	err = s.turns.FindOne(ctx, bson.D{{Key: "_id", Value: revKey(chatID, r.rev)}, {Key: "chatId", Value: chatID}},
 		options.FindOne().SetProjection(bson.D{{Key: "reply", Value: 1}, {Key: "chatId", Value: 1}, {Key: "rev", Value: 1}})).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, false, nil
@@ -453,7 +454,7 @@ func (s *Store) GetTranscript(ctx context.Context, chatID string, afterSeq int64
 	list, err := s.transcript(ctx, chatID, max(0, afterSeq), limit)
 	if err == nil && len(list) == 0 && s.cache.get(chatID) == nil {
 		var d turnDoc
-		err = s.turns.FindOne(ctx, bson.D{{Key: "_id", Value: revKey(chatID, 1)}},
+		err = s.turns.FindOne(ctx, bson.D{{Key: "_id", Value: revKey(chatID, 1)}, {Key: "chatId", Value: chatID}},
 			options.FindOne().SetProjection(bson.D{{Key: "rev", Value: 1}})).Decode(&d)
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			err = store.ErrNotFound
