@@ -3,6 +3,7 @@ package mongo_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -85,4 +86,38 @@ func BenchmarkUpdateChatParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkTurn: a turn as the API runs it (GetChatForTurn, two entries,
+// UpdateChat) on 8 chats at once. On FerretDB (the test server, SQLite,
+// every query a table scan) this is not MongoDB's speed; cmds/turn is.
+func BenchmarkTurn(b *testing.B) {
+	n := &counter{}
+	s, err := mongo.OpenWith(context.Background(), freshDatabase(b, testURI(b)), mongo.Options{Monitor: n.monitor()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var next atomic.Int64
+	b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
+	c0, _ := n.read()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		id := fmt.Sprintf("chat%d", next.Add(1))
+		if err := s.CreateChat(ctx, costChat(id)); err != nil {
+			b.Error(err)
+			return
+		}
+		for i := 0; pb.Next(); i++ {
+			if err := turn(ctx, s, id, i, false); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	c1, _ := n.read()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "turns/s")
+	b.ReportMetric(float64(c1-c0)/float64(b.N), "cmds/turn")
 }
