@@ -146,7 +146,9 @@ func (sn *snap) reply(id string) (replyRef, bool) {
 	return replyRef{}, false
 }
 
-// copyChat returns the chat for a caller, who may change it.
+// copyChat returns the chat for a caller, who may change it, and append
+// to its transcript, but not change the entries in it (they are shared
+// with the cache; the engine only appends).
 func (sn *snap) copyChat() *engine.Chat {
 	c := *sn.chat
 	c.Attributes = copyMap(c.Attributes)
