@@ -121,6 +121,20 @@ func decodeTurn(raw bson.Raw) (turnDoc, turnSizes, error) {
 	return d, z, nil
 }
 
+// withID returns a revision with its _id first.
+func withID(id string, raw bson.Raw) (bson.D, error) {
+	elems, err := raw.Elements()
+	if err != nil {
+		return nil, err
+	}
+	doc := make(bson.D, 0, len(elems)+1)
+	doc = append(doc, bson.E{Key: "_id", Value: id})
+	for _, e := range elems {
+		doc = append(doc, bson.E{Key: e.Key(), Value: e.Value()})
+	}
+	return doc, nil
+}
+
 // CreateChat implements store.Store.
 func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
 	if c.ID == "" {
@@ -134,13 +148,9 @@ func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
 	if err != nil {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
-	doc := bson.D{{Key: "_id", Value: revKey(c.ID, 1)}}
-	elems, err := raw.Elements()
+	doc, err := withID(revKey(c.ID, 1), raw)
 	if err != nil {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
-	}
-	for _, e := range elems {
-		doc = append(doc, bson.E{Key: e.Key(), Value: e.Value()})
 	}
 	_, err = s.turns.InsertOne(ctx, doc)
 	if mongo.IsDuplicateKeyError(err) {
