@@ -166,7 +166,7 @@ func TestTurnCost(t *testing.T) {
 		if err := turn(ctx, b, "two", 0, true); err != nil { // b reads the chat once
 			t.Fatal(err)
 		}
-		const turns = 60
+		const turns = 40
 		ca, _ := na.read()
 		cb, _ := nb.read()
 		for i := 1; i <= turns; i++ {

@@ -153,7 +153,7 @@ func TestTwoStores(t *testing.T) {
 	if err := a.CreateChat(ctx, &engine.Chat{ID: "c", StoryID: "s", Status: engine.StatusActive, Attributes: map[string]any{"n": float64(0)}}); err != nil {
 		t.Fatal(err)
 	}
-	const each = 25
+	const each = 10
 	var wg sync.WaitGroup
 	var conflicts atomic.Int64
 	for w, s := range []*mongo.Store{a, a, b, b} {
