@@ -1,6 +1,7 @@
 package mongo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -98,7 +99,11 @@ type turnSizes struct {
 func decodeTurn(raw bson.Raw) (turnDoc, turnSizes, error) {
 	var d turnDoc
 	var z turnSizes
-	if err := bson.Unmarshal(raw, &d); err != nil {
+	// As the client decodes (DefaultDocumentMap): nested documents in
+	// untyped values (an entry's data) become maps.
+	dec := bson.NewDecoder(bson.NewDocumentReader(bytes.NewReader(raw)))
+	dec.DefaultDocumentMap()
+	if err := dec.Decode(&d); err != nil {
 		return d, z, fmt.Errorf("decode revision: %w", err)
 	}
 	if v, err := raw.LookupErr("entries"); err == nil {
