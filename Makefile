@@ -37,7 +37,7 @@ test-go:
 		trap 'tools/mongotest/stop.sh >/dev/null 2>&1 || true' EXIT; \
 	fi; \
 	$(GO) vet $(PKGS); \
-	$(GO) test -count=1 -timeout 8m $(PKGS)
+	$(GO) test -count=1 -timeout 15m $(PKGS)
 
 test-node:
 	node --test examples/backends/node/
