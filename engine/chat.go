@@ -58,7 +58,10 @@ type Entry struct {
 	// node notes the connection, the HTTP status and the answer's
 	// attributes, so that a chat can be replayed as a story test.
 	Data map[string]any `json:"data,omitempty" bson:"data,omitempty"`
-	Time time.Time      `json:"time" bson:"time"`
+	// Steps are the nodes run by the turn that this entry began (the user's
+	// input, or a new chat's first entry).
+	Steps []Step    `json:"steps,omitempty" bson:"steps,omitempty"`
+	Time  time.Time `json:"time" bson:"time"`
 }
 
 // Call records one model call in the transcript, so that a chat's cost can

@@ -617,6 +617,7 @@ func (t *Turn) Pick(routes []Route) (string, bool, error) {
 			return "", false, err
 		}
 		if ok {
+			t.route = i + 1
 			return routes[i].Next, true, nil
 		}
 	}

@@ -36,10 +36,14 @@ type Turn struct {
 	changes []change
 	// seq0 is the chat's Seq when the turn began.
 	seq0 int64
+	// steps is the turn's trace; route is the running node's (Pick).
+	steps []Step
+	route int
 	// Room for the output of most turns, so that sending does not allocate.
 	outBuf   [4]Response
 	nodesBuf [4]string
 	notesBuf [1]note
+	stepsBuf [4]Step
 }
 
 // Send sends responses.
@@ -197,6 +201,7 @@ func (t *Turn) Reset() {
 	t.Events = t.Events[:0]
 	t.Task = nil
 	t.changes = t.changes[:0]
+	t.steps, t.route = t.steps[:0], 0
 }
 
 func newTurn(s *Story, c *Chat, in Input) *Turn {
@@ -207,7 +212,7 @@ func newTurn(s *Story, c *Chat, in Input) *Turn {
 		c.UserAttributes = map[string]any{}
 	}
 	t := &Turn{Story: s, Chat: c, Input: in, seq0: c.Seq}
-	t.Output, t.outNodes, t.notes = t.outBuf[:0], t.nodesBuf[:0], t.notesBuf[:0]
+	t.Output, t.outNodes, t.notes, t.steps = t.outBuf[:0], t.nodesBuf[:0], t.notesBuf[:0], t.stepsBuf[:0]
 	t.env = Env{
 		Attributes: c.Attributes, UserAttributes: c.UserAttributes, Input: in.Value(),
 		Chat: ChatInfo{ID: c.ID, UserID: c.UserID, ExternalID: c.ExternalID, StoryID: c.StoryID},
@@ -247,6 +252,7 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 			c.Status = StatusFailed
 			c.Node = id
 			c.Error = fmt.Sprintf("turn ran more than %d nodes: %s", max, loopOf(append(trail, id)))
+			t.step(Step{Node: id, End: "failed", Error: c.Error})
 			r.finish(ctx, t)
 			return nil
 		}
@@ -274,9 +280,11 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 			r.logger().Warn("node failed", "story", t.Story.ID, "chat", c.ID, "node", id, "type", info.Type, "err", err)
 			c.Error = fmt.Sprintf("node %q (%s): %v", id, info.Type, err)
 			if t.Story.OnError != "" && id != t.Story.OnError {
+				t.step(Step{Node: id, Next: t.Story.OnError, Error: err.Error()})
 				id = t.Story.OnError
 				continue
 			}
+			t.step(Step{Node: id, End: "error", Error: err.Error()})
 			apology := r.Apology
 			if apology == "" {
 				apology = DefaultApology
@@ -292,11 +300,15 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 		switch {
 		case res.Wait:
 			c.Waiting = true
+			t.step(Step{Node: id, End: "wait"})
 		case res.Status != "":
 			c.Status = res.Status
+			t.step(Step{Node: id, End: string(res.Status)})
 		case res.Next == "":
 			c.Status = StatusCompleted
+			t.step(Step{Node: id, End: string(StatusCompleted)})
 		default:
+			t.step(Step{Node: id, Next: res.Next})
 			id = res.Next
 			continue
 		}
@@ -330,6 +342,14 @@ func (r *Runner) finish(ctx context.Context, t *Turn) {
 	}
 	for _, n := range notes {
 		c.addEntry(Entry{From: "node", Node: n.node, Data: n.data, Time: now})
+	}
+	// The trace goes on the turn's first entry (its own copy, like rs).
+	if len(t.steps) > 0 {
+		for i := len(c.Transcript) - 1; i >= 0 && c.Transcript[i].Seq > t.seq0; i-- {
+			if c.Transcript[i].Seq == t.seq0+1 {
+				c.Transcript[i].Steps = append([]Step(nil), t.steps...)
+			}
+		}
 	}
 	c.trimTranscript(t.seq0 + 1)
 	c.UpdatedAt = now

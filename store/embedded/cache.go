@@ -135,6 +135,10 @@ func entryBytes(e *engine.Entry) int {
 	if e.Data != nil {
 		n += mapBytes(e.Data)
 	}
+	for i := range e.Steps {
+		s := &e.Steps[i]
+		n += int(unsafe.Sizeof(*s)) + len(s.Node) + len(s.Next) + len(s.End) + len(s.Error)
+	}
 	return n
 }
 

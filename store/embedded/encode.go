@@ -146,10 +146,50 @@ func appendEntry(b []byte, e *engine.Entry) ([]byte, bool) {
 			return b, false
 		}
 	}
+	if len(e.Steps) > 0 {
+		if b, ok = appendSteps(b, e.Steps); !ok {
+			return b, false
+		}
+	}
 	if y := e.Time.Year(); y < 0 || y > 9999 {
 		return b, false
 	}
 	b = append(b, `,"time":"`...)
 	b = e.Time.AppendFormat(b, time.RFC3339Nano)
 	return append(b, `"}`...), true
+}
+
+// appendSteps appends a transcript entry's steps field; false when a step
+// holds a string or value it leaves to json.Marshal.
+func appendSteps(b []byte, steps []engine.Step) ([]byte, bool) {
+	ok := true
+	str := func(name, s string) {
+		if ok && s != "" {
+			b = append(b, `,"`...)
+			b = append(b, name...)
+			b = append(b, `":`...)
+			b, ok = appendString(b, s)
+		}
+	}
+	b = append(b, `,"steps":[`...)
+	for i := range steps {
+		s := &steps[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"node":`...)
+		b, ok = appendString(b, s.Node)
+		str("next", s.Next)
+		if s.Route != 0 {
+			b = append(b, `,"route":`...)
+			b = strconv.AppendInt(b, int64(s.Route), 10)
+		}
+		str("end", s.End)
+		str("error", s.Error)
+		if !ok {
+			return b, false
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']'), true
 }

@@ -75,6 +75,10 @@ func TestAppendEntry(t *testing.T) {
 		{"empty input", engine.Entry{Seq: 1, From: "user", Input: &engine.Input{}}, true},
 		{"bot", engine.Entry{Seq: 8, From: "bot", Node: "n", Response: &engine.Response{Type: engine.TypeText, Message: "ok", Buttons: []engine.Button{{Type: "postback", Title: "t", Value: "v"}}},
 			Time: now.In(time.FixedZone("X", 5400))}, true},
+		{"steps", engine.Entry{Seq: 9, From: "user", Node: "ask", Input: &engine.Input{Text: "x"}, Time: now, Steps: []engine.Step{
+			{Node: "ask", Next: "check"}, {Node: "check", Next: "ok", Route: 2},
+			{Node: "fail", Next: "sorry", Error: "webhook crm: \"boom\""}, {Node: "ok", End: "wait"}}}, true},
+		{"step invalid utf-8", engine.Entry{From: "user", Steps: []engine.Step{{Node: "\xff"}}}, false},
 		{"zero", engine.Entry{}, true},
 		{"model call", engine.Entry{Seq: 9, From: "bot", Response: &engine.Response{Type: "text", Message: "hi"},
 			Call: &engine.Call{Format: "anthropic", Model: "m", StopReason: "end_turn", InputTokens: 10, OutputTokens: 3}}, false},

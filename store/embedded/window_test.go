@@ -182,7 +182,8 @@ func TestEntryBytesFields(t *testing.T) {
 		typ    reflect.Type
 		fields int
 	}{
-		{reflect.TypeFor[engine.Entry](), 8},
+		{reflect.TypeFor[engine.Entry](), 9},
+		{reflect.TypeFor[engine.Step](), 5},
 		{reflect.TypeFor[engine.Input](), 3},
 		{reflect.TypeFor[engine.Response](), 9},
 		{reflect.TypeFor[engine.Button](), 4},
