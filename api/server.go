@@ -18,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 
+	"github.com/storyflow/storyflow/api/studio"
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/nodes"
 	"github.com/storyflow/storyflow/store"
@@ -183,6 +184,7 @@ func (s *Server) routes() {
 		},
 	}))
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	studio.Register(app)
 
 	v1 := app.Group("/v1", s.auth)
 	v1.Post("/stories/validate", s.validateStory)
