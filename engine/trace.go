@@ -15,8 +15,6 @@ type Step struct {
 	End string `json:"end,omitempty" bson:"end,omitempty"`
 	// Error is why the node failed.
 	Error string `json:"error,omitempty" bson:"error,omitempty"`
-	// Detail is what the node noted with Turn.Note (a webhook's answer).
-	Detail map[string]any `json:"detail,omitempty" bson:"detail,omitempty"`
 }
 
 // maxTraceSteps bounds the steps kept per turn (a turn that runs more keeps its

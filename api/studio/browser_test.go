@@ -1,0 +1,348 @@
+package studio_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/storyflow/storyflow/api"
+	"github.com/storyflow/storyflow/store/embedded"
+)
+
+var screenshots = flag.String("screenshots", "testout", "directory for the browser tests' screenshots")
+
+const token = "studio-test-token"
+
+// chromium finds Debian's chromium; without it the browser tests fail in CI
+// (.ci/run installs it) and are skipped elsewhere.
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium not found (apt-get install -y chromium)")
+	}
+	t.Skip("chromium not found (apt-get install -y chromium)")
+	return ""
+}
+
+// crm answers the support story's webhook like the example backend does
+// for ann@example.com.
+func crm(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Attributes map[string]any `json:"attributes"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if req.Attributes["email"] != "ann@example.com" {
+			io.WriteString(w, `{"attributes":{"customer":"no"}}`)
+			return
+		}
+		io.WriteString(w, `{"attributes":{"customer":"yes","customer_name":"Ann","plan":"pro","open_orders":2}}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// serve starts a server with the example stories (their webhooks pointed
+// at crmURL) and extra stories, and returns its base URL.
+func serve(t *testing.T, crmURL string, extra map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := filepath.Glob("../../examples/stories/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("example stories: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := strings.ReplaceAll(string(b), "http://127.0.0.1:8081", crmURL)
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, src := range extra {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := api.New(api.Config{Store: st, Token: token, AllowPrivateWebhooks: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, failed, err := srv.WatchStories(dir, time.Hour); err != nil || failed > 0 {
+		t.Fatalf("load stories: %d failed, %v", failed, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// browser starts headless chromium with a 1400×900 window.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1400, 900),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx)
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// page drives one tab; every failure ends the test.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func (p page) do(steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, steps...); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// text is the text of the first element that matches the CSS selector.
+func (p page) text(sel string) string {
+	p.t.Helper()
+	s, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		p.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+func eval[T any](p page, js string) T {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		p.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+// has tells whether an element matches the CSS selector now.
+func (p page) has(sel string) bool {
+	p.t.Helper()
+	b, _ := json.Marshal(sel)
+	return eval[bool](p, "!!document.querySelector("+string(b)+")")
+}
+
+func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
+func wait(sel string) chromedp.Action[chromedp.Void]  { return chromedp.WaitVisible(chromedp.CSS(sel)) }
+
+// shot saves a screenshot of the page as name.png under -screenshots.
+func shot(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		png, err := chromedp.FullScreenshot(100)(ctx, t)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(*screenshots, 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(*screenshots, name+".png"), png, 0o644)
+	})
+}
+
+// apiGet reads base+path with the token into v.
+func apiGet(t *testing.T, base, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", path, res.Status)
+	}
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// login opens the studio and enters the token.
+func login(p page, base string) {
+	p.t.Helper()
+	p.do(chromedp.Navigate(base+"/"), wait("#token-input"),
+		chromedp.SendKeys(chromedp.CSS("#token-input"), token), click("#token-ok"))
+}
+
+const drawnNodes = `[...document.querySelectorAll("#graph g.node")].map(g => g.dataset.id)`
+
+func TestStudioSupport(t *testing.T) {
+	base := serve(t, crm(t).URL, nil)
+	p := page{t, browser(t)}
+
+	var graph struct {
+		Nodes []struct{ ID string } `json:"nodes"`
+	}
+	apiGet(t, base, "/v1/stories/support/graph?format=json", &graph)
+	var want []string
+	for _, n := range graph.Nodes {
+		want = append(want, n.ID)
+	}
+
+	// The story list, then every node of support drawn.
+	login(p, base)
+	p.do(wait(`#stories li[data-story="support"]`))
+	if !eval[bool](p, `sessionStorage.getItem("storyflow.token") === "`+token+`"`) {
+		t.Error("the token is not kept in session storage")
+	}
+	p.do(click(`#stories li[data-story="support"]`), wait(`#graph g.node[data-id="welcome"]`), shot("support-graph"))
+	drawn := eval[[]string](p, drawnNodes)
+	slices.Sort(drawn)
+	slices.Sort(want)
+	if !slices.Equal(drawn, want) {
+		t.Fatalf("drawn nodes %v\nwant %v", drawn, want)
+	}
+	if !p.has(`#graph path.edge.failure[data-from="check_customer"][data-to="crm_down"]`) {
+		t.Error("no failure edge check_customer → crm_down")
+	}
+	if !p.has(`#graph path.edge.goto[data-from="menu"][data-to="human"]`) {
+		t.Error("no goto edge menu → human")
+	}
+
+	// A node's YAML with line numbers.
+	p.do(click(`#graph g.node[data-id="check_customer"]`), wait(`.node-detail[data-node="check_customer"] pre.yaml`), shot("support-node"))
+	yaml := p.text(`.node-detail pre.yaml`)
+	if !strings.Contains(yaml, "webhook: crm") || !strings.Contains(yaml, "failure: crm_down") {
+		t.Errorf("check_customer's YAML:\n%s", yaml)
+	}
+	if !p.has(`.node-detail pre.yaml .ln[data-line] .lnum`) {
+		t.Error("no line numbers")
+	}
+
+	// The live chat: a text, then a quick reply.
+	p.do(click(`#tabs button[data-tab="chat"]`), click("#chat-start"), wait(`#graph g.node.current[data-id="ask_email"]`))
+	if g := p.text(`#chat-log .msg.bot`); !strings.Contains(g, "Hi Ann!") {
+		t.Errorf("greeting %q", g)
+	}
+	p.do(chromedp.SendKeys(chromedp.CSS("#chat-input"), "ann@example.com"), click("#chat-send"),
+		wait(`#graph g.node.current[data-id="menu"]`), wait(`#chat-log .quick-replies button[data-value="orders"]`),
+		shot("support-chat-menu"))
+	if !p.has(`#graph path.edge.recent[data-from="check_customer"][data-to="menu"]`) {
+		t.Error("the route check_customer → menu is not highlighted")
+	}
+	if a := p.text("#chat-attrs"); !strings.Contains(a, "customer_name") || !strings.Contains(a, `"Ann"`) {
+		t.Errorf("attributes shown: %q", a)
+	}
+	p.do(click(`#chat-log .quick-replies button[data-value="orders"]`), wait(`#graph g.node.current[data-id="anything_else"]`),
+		shot("support-chat-orders"))
+	if p.has(`#graph g.node.current[data-id="menu"]`) {
+		t.Error("the highlight did not move off menu")
+	}
+	if log := p.text("#chat-log"); !strings.Contains(log, "You have 2 open orders.") {
+		t.Errorf("chat log after the quick reply:\n%s", log)
+	}
+	if !p.has(`#graph path.edge.recent[data-from="order_status"][data-to="open_orders"]`) {
+		t.Error("the route order_status → open_orders is not highlighted")
+	}
+	if !p.has(`#graph g.node.visited[data-id="check_customer"]`) {
+		t.Error("the path taken before the last turn is not marked")
+	}
+
+	// Replay the chat turn by turn.
+	var chats []struct{ ID string }
+	apiGet(t, base, "/v1/chats?storyId=support", &chats)
+	if len(chats) != 1 {
+		t.Fatalf("%d chats, want 1", len(chats))
+	}
+	p.do(click("#chats-reload"), click(fmt.Sprintf(`#chats li[data-chat="%s"]`, chats[0].ID)), wait("#replay-pos"))
+	if pos := p.text("#replay-pos"); pos != "Turn 1 of 3" {
+		t.Fatalf("replay position %q, want Turn 1 of 3", pos)
+	}
+	p.do(click("#replay-next"), wait(`#graph g.node.current[data-id="menu"]`), shot("support-replay-turn2"))
+	steps := p.text("#tab-replay ol.steps")
+	for _, w := range []string{"check_customer", "crm answered 200", `"customer":"yes"`, `route 1 holds: attributes.customer == "yes"`} {
+		if !strings.Contains(steps, w) {
+			t.Errorf("turn 2's steps lack %q:\n%s", w, steps)
+		}
+	}
+	p.do(click("#replay-next"), wait(`#graph g.node.current[data-id="anything_else"]`))
+	current := eval[[]string](p, `[...document.querySelectorAll("#graph g.node.current")].map(g => g.dataset.id)`)
+	if pos := p.text("#replay-pos"); pos != "Turn 3 of 3" || !slices.Equal(current, []string{"anything_else"}) {
+		t.Errorf("after two steps: %q, current %v", pos, current)
+	}
+}
+
+// TestStudioLargeStory draws a 200-node story: every node is drawn, and the
+// page stays readable (screenshot).
+func TestStudioLargeStory(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("id: big\nname: Two hundred nodes\nstart: n0\nnodes:\n")
+	for i := range 200 {
+		switch {
+		case i == 199:
+			fmt.Fprintf(&b, "  n%d:\n    type: end\n    responses: [{type: text, message: bye}]\n", i)
+		case i%10 == 0:
+			fmt.Fprintf(&b, "  n%d:\n    type: condition\n    routes:\n      - when: attributes.x == %d\n        next: n%d\n    else: n%d\n", i, i, min(i+5, 199), i+1)
+		case i%7 == 3:
+			fmt.Fprintf(&b, "  n%d:\n    name: Ask %d\n    type: question\n    responses: [{type: text, message: \"q%d\"}]\n    save: a%d\n    next: n%d\n", i, i, i, i, i+1)
+		default:
+			fmt.Fprintf(&b, "  n%d:\n    type: set\n    attributes: {s%d: \"1\"}\n    next: n%d\n", i, i, i+1)
+		}
+	}
+	base := serve(t, "http://127.0.0.1:1", map[string]string{"big.yaml": b.String()})
+	p := page{t, browser(t)}
+	login(p, base)
+	p.do(wait(`#stories li[data-story="big"]`))
+	eval[float64](p, `window.__t0 = performance.now()`)
+	p.do(click(`#stories li[data-story="big"]`), wait(`#graph g.node[data-id="n199"]`))
+	took := eval[float64](p, `performance.now() - window.__t0`)
+	p.do(shot("big-start"), click("#fit"), shot("big-fit"))
+	if drawn := eval[[]string](p, drawnNodes); len(drawn) != 200 {
+		t.Fatalf("%d nodes drawn, want 200", len(drawn))
+	}
+	t.Logf("200-node story opened and drawn in %.0f ms", took)
+}
