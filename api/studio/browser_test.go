@@ -115,7 +115,7 @@ func serve(t *testing.T, crmURL string, extra map[string]string) string {
 	return "http://" + ln.Addr().String()
 }
 
-// browser starts headless chromium with a 1400×900 window.
+// browser starts headless chromium with a 1600×1000 window.
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
@@ -125,7 +125,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1400, 900),
+		chromedp.WindowSize(1600, 1000),
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
@@ -174,6 +174,14 @@ func (p page) has(sel string) bool {
 	p.t.Helper()
 	b, _ := json.Marshal(sel)
 	return eval[bool](p, "!!document.querySelector("+string(b)+")")
+}
+
+// noErrors fails the test if the page had a script error.
+func noErrors(p page) {
+	p.t.Helper()
+	if errs := eval[[]string](p, "window.studioErrors"); len(errs) > 0 {
+		p.t.Errorf("script errors: %q", errs)
+	}
 }
 
 func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
@@ -235,11 +243,12 @@ func TestStudioSupport(t *testing.T) {
 
 	// The story list, then every node of support drawn.
 	login(p, base)
-	p.do(wait(`#stories li[data-story="support"]`))
+	p.do(wait(`#stories[data-ready] li[data-story="support"]`))
 	if !eval[bool](p, `sessionStorage.getItem("storyflow.token") === "`+token+`"`) {
 		t.Error("the token is not kept in session storage")
 	}
-	p.do(click(`#stories li[data-story="support"]`), wait(`#graph g.node[data-id="welcome"]`), shot("support-graph"))
+	p.do(click(`#stories li[data-story="support"]`), wait(`#graph g.node[data-id="welcome"]`), shot("support-open"),
+		click("#fit"), shot("support-graph"))
 	drawn := eval[[]string](p, drawnNodes)
 	slices.Sort(drawn)
 	slices.Sort(want)
@@ -298,7 +307,7 @@ func TestStudioSupport(t *testing.T) {
 	if len(chats) != 1 {
 		t.Fatalf("%d chats, want 1", len(chats))
 	}
-	p.do(click("#chats-reload"), click(fmt.Sprintf(`#chats li[data-chat="%s"]`, chats[0].ID)), wait("#replay-pos"))
+	p.do(click(fmt.Sprintf(`#chats li[data-chat="%s"]`, chats[0].ID)), wait("#replay-pos"))
 	if pos := p.text("#replay-pos"); pos != "Turn 1 of 3" {
 		t.Fatalf("replay position %q, want Turn 1 of 3", pos)
 	}
@@ -310,6 +319,7 @@ func TestStudioSupport(t *testing.T) {
 		}
 	}
 	p.do(click("#replay-next"), wait(`#graph g.node.current[data-id="anything_else"]`))
+	noErrors(p)
 	current := eval[[]string](p, `[...document.querySelectorAll("#graph g.node.current")].map(g => g.dataset.id)`)
 	if pos := p.text("#replay-pos"); pos != "Turn 3 of 3" || !slices.Equal(current, []string{"anything_else"}) {
 		t.Errorf("after two steps: %q, current %v", pos, current)
@@ -336,7 +346,7 @@ func TestStudioLargeStory(t *testing.T) {
 	base := serve(t, "http://127.0.0.1:1", map[string]string{"big.yaml": b.String()})
 	p := page{t, browser(t)}
 	login(p, base)
-	p.do(wait(`#stories li[data-story="big"]`))
+	p.do(wait(`#stories[data-ready] li[data-story="big"]`))
 	eval[float64](p, `window.__t0 = performance.now()`)
 	p.do(click(`#stories li[data-story="big"]`), wait(`#graph g.node[data-id="n199"]`))
 	took := eval[float64](p, `performance.now() - window.__t0`)
@@ -344,5 +354,6 @@ func TestStudioLargeStory(t *testing.T) {
 	if drawn := eval[[]string](p, drawnNodes); len(drawn) != 200 {
 		t.Fatalf("%d nodes drawn, want 200", len(drawn))
 	}
+	noErrors(p)
 	t.Logf("200-node story opened and drawn in %.0f ms", took)
 }

@@ -3,7 +3,7 @@
 // by kind (next, route, else, failure, goto and buttons).
 import dagre from "@dagrejs/dagre";
 import { select } from "d3-selection";
-import { zoom, zoomIdentity } from "d3-zoom";
+import { zoom, zoomIdentity, zoomTransform } from "d3-zoom";
 
 const SVG = "http://www.w3.org/2000/svg";
 const W = 200; // node width
@@ -88,6 +88,24 @@ function edgePath(points) {
   return d;
 }
 
+// jump is a goto button's curve from node a to node b (dagre nodes), bent
+// sideways so that it stays clear of the edges of the layout.
+function jump(a, b) {
+  const dx = b.x - a.x;
+  const dy = b.y - a.y;
+  const side = dx >= 0 ? 1 : -1;
+  const x1 = a.x + side * (W / 2);
+  const y1 = a.y;
+  const x2 = b.x - side * (W / 2) * (Math.abs(dx) > W ? 1 : -1);
+  const y2 = b.y;
+  const bend = Math.max(60, Math.min(220, Math.abs(dy) / 3));
+  const c1x = x1 + side * bend;
+  const c2x = x2 + (Math.abs(dx) > W ? -side : side) * bend;
+  const d = `M${x1},${y1}C${c1x},${y1} ${c2x},${y2} ${x2},${y2}`;
+  // The label sits on the curve's middle (t = 0.5).
+  return { d, x: (x1 + 3 * c1x + 3 * c2x + x2) / 8, y: (y1 + y2) / 2 };
+}
+
 export function edgeLabel(e) {
   if (e.kind === "next") return "";
   if (e.kind === "route" || e.kind === "goto") return e.label || e.kind;
@@ -99,7 +117,10 @@ export class Graph {
     this.svg = svg;
     this.onSelect = onSelect || (() => {});
     this.dir = "TB";
-    this.zoom = zoom().scaleExtent([0.05, 3]).on("zoom", (ev) => {
+    this.zoom = zoom().scaleExtent([0.05, 3]).extent(() => {
+      const r = this.svg.getBoundingClientRect();
+      return [[0, 0], [r.width, r.height]];
+    }).on("zoom", (ev) => {
       if (this.root) this.root.setAttribute("transform", ev.transform.toString());
     });
     select(svg).call(this.zoom).on("dblclick.zoom", null);
@@ -107,12 +128,20 @@ export class Graph {
 
   // draw lays out and draws g ({id, start, nodes, edges}).
   draw(g) {
+    // The same button in a prompt and its retry is one edge.
+    const seen = new Set();
+    g = { ...g, edges: g.edges.filter((e) => {
+      const k = [e.from, e.to, e.kind, e.label].join("\u0000");
+      return !seen.has(k) && seen.add(k);
+    }) };
     this.data = g;
     const layout = new dagre.graphlib.Graph({ multigraph: true });
     layout.setGraph({ rankdir: this.dir, nodesep: 28, ranksep: 56, edgesep: 14, marginx: 20, marginy: 20 });
     layout.setDefaultEdgeLabel(() => ({}));
     for (const n of g.nodes) layout.setNode(n.id, { width: W, height: H });
     g.edges.forEach((e, i) => {
+      // Goto buttons jump anywhere: they are drawn over the layout, not in it.
+      if (e.kind === "goto") return;
       const label = clip(edgeLabel(e), 30);
       layout.setEdge(e.from, e.to, {
         width: label ? label.length * 6.4 + 10 : 0,
@@ -137,10 +166,10 @@ export class Graph {
     const nodesG = el("g", { class: "nodes" }, this.root);
     this.edgeEls = [];
     g.edges.forEach((e, i) => {
-      const le = layout.edge({ v: e.from, w: e.to, name: "e" + i });
+      const le = e.kind === "goto" ? jump(layout.node(e.from), layout.node(e.to)) : layout.edge({ v: e.from, w: e.to, name: "e" + i });
       const kind = EDGE_KINDS.includes(e.kind) ? e.kind : "next";
       const path = el("path", {
-        d: edgePath(le.points), class: "edge " + kind, "marker-end": `url(#arrow-${kind})`,
+        d: le.d || edgePath(le.points), class: "edge " + kind, "marker-end": `url(#arrow-${kind})`,
         "data-from": e.from, "data-to": e.to, "data-kind": e.kind,
       }, edgesG);
       const full = edgeLabel(e);
@@ -190,7 +219,11 @@ export class Graph {
       });
       this.nodeEls.set(n.id, { n, g: ng, cx: p.x, cy: p.y });
     }
-    this.bounds = bounds;
+    // Edges may reach past the nodes.
+    const bb = this.root.getBBox();
+    this.bounds = bb.width > 0
+      ? { x0: Math.min(bounds.x0, bb.x), y0: Math.min(bounds.y0, bb.y), x1: Math.max(bounds.x1, bb.x + bb.width), y1: Math.max(bounds.y1, bb.y + bb.height) }
+      : bounds;
     this.fit();
   }
 
@@ -204,7 +237,7 @@ export class Graph {
     const h = b.y1 - b.y0 + 40;
     let k = Math.min(r.width / w, r.height / h, 1.2);
     let t;
-    if (!whole && k < 0.5) {
+    if (!whole && k < 0.4) {
       k = 0.7;
       const s = this.nodeEls.get(this.data.start) || this.nodeEls.values().next().value;
       t = zoomIdentity.translate(r.width / 2 - s.cx * k, 60 - (s.cy - H / 2) * k).scale(k);
@@ -226,8 +259,9 @@ export class Graph {
     if (!ne) return;
     const r = this.svg.getBoundingClientRect();
     const box = ne.g.getBoundingClientRect();
-    if (box.left >= r.left && box.right <= r.right && box.top >= r.top && box.bottom <= r.bottom) return;
-    select(this.svg).call(this.zoom.translateTo, ne.cx, ne.cy);
+    if (box.left >= r.left && box.right <= r.right && box.top >= r.top && box.bottom <= r.bottom - 50) return;
+    const k = zoomTransform(this.svg).k;
+    select(this.svg).call(this.zoom.transform, zoomIdentity.translate(r.width / 2 - ne.cx * k, r.height / 2 - ne.cy * k).scale(k));
   }
 
   toggleDirection() {

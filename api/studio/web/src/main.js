@@ -7,6 +7,11 @@ import { attrTable, h, input as inputEl, response } from "./responses.js";
 
 const $ = (id) => document.getElementById(id);
 
+// Script errors are kept for the browser tests (and shown).
+window.studioErrors = [];
+window.addEventListener("error", (ev) => window.studioErrors.push(String(ev.message)));
+window.addEventListener("unhandledrejection", (ev) => window.studioErrors.push(String(ev.reason)));
+
 const state = {
   stories: [],
   lints: new Map(), // story id -> lints
@@ -72,6 +77,7 @@ async function loadStories() {
     }
   }));
   renderStories();
+  $("stories").dataset.ready = "lints";
   const want = decodeURIComponent(location.hash.replace(/^#story=/, ""));
   if (!state.story && want && state.stories.some((s) => s.id === want)) openStory(want);
 }
