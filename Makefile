@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/storyflow
 PKGS    := ./...
 
-.PHONY: run build test test-go test-node fuzz bench lint clean
+.PHONY: run build test test-go test-node test-studio studio fuzz bench lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/storyflow
@@ -28,7 +28,7 @@ run: build
 
 # The whole suite: Go tests (the MongoDB store against a FerretDB server that
 # this target starts on loopback, unless MONGODB_TEST_URI is set), Node tests.
-test: test-go test-node
+test: test-go test-node test-studio
 
 test-go:
 	@set -e; \
@@ -41,6 +41,21 @@ test-go:
 
 test-node:
 	node --test examples/backends/node/
+
+# The studio (GET /): its bundle api/studio/dist is built from api/studio/web
+# (npm packages pinned by package-lock.json, bundled by esbuild) and
+# committed. make studio rebuilds it; test-studio fails when the committed
+# bundle is not what the sources build.
+studio:
+	cd api/studio/web && npm ci --no-audit --no-fund && node build.mjs
+
+test-studio:
+	@set -e; cd api/studio/web; npm ci --no-audit --no-fund --loglevel=error >/dev/null; \
+	out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; node build.mjs "$$out"; \
+	if ! diff -r "$$out" ../dist >/dev/null; then \
+		echo "api/studio/dist does not match its sources in api/studio/web: run make studio"; \
+		diff -r "$$out" ../dist | head -5; exit 1; \
+	fi; echo "studio bundle matches its sources"
 
 # A short fuzzing run of each fuzz target (CI runs it too).
 FUZZTIME ?= 20s
