@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
 	"io"
 	"log/slog"
 	"net"
@@ -356,4 +360,85 @@ func TestStudioLargeStory(t *testing.T) {
 	}
 	noErrors(p)
 	t.Logf("200-node story opened and drawn in %.0f ms", took)
+}
+
+// TestStudioResponses renders every response type in the test chat.
+func TestStudioResponses(t *testing.T) {
+	img := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m := image.NewRGBA(image.Rect(0, 0, 120, 80))
+		draw.Draw(m, m.Bounds(), &image.Uniform{color.RGBA{37, 99, 235, 255}}, image.Point{}, draw.Src)
+		w.Header().Set("Content-Type", "image/png")
+		png.Encode(w, m)
+	}))
+	t.Cleanup(img.Close)
+	story := `id: kinds
+name: Every response type
+start: show
+nodes:
+  show:
+    type: question
+    responses:
+      - {type: text, message: "plain text"}
+      - {type: randomText, messages: ["random one", "random two"]}
+      - {type: image, imageUrl: "` + img.URL + `/a.png"}
+      - type: buttons
+        title: Some buttons
+        buttons:
+          - {type: postback, title: Post, value: post}
+          - {type: url, title: Site, value: "https://example.com/"}
+          - {type: phone, title: Call, value: "+4930123456"}
+          - {type: webview, title: View, value: "https://example.com/v"}
+      - type: cards
+        elements:
+          - title: Card one
+            subtitle: The first
+            imageUrl: "` + img.URL + `/c.png"
+            buttons: [{type: postback, title: Pick one, value: one}]
+          - title: Card two
+            subtitle: The second
+            imageUrl: "` + img.URL + `/d.png"
+            buttons: [{type: goto, title: To the end, value: done}]
+      - type: quickReplies
+        title: Pick
+        buttons:
+          - {type: postback, title: Again, value: again}
+          - {type: goto, title: Finish, value: done}
+    save: picked
+    next: show
+  done:
+    type: end
+    responses: [{type: text, message: "the end"}]
+`
+	base := serve(t, "http://127.0.0.1:1", map[string]string{"kinds.yaml": story})
+	p := page{t, browser(t)}
+	login(p, base)
+	p.do(wait(`#stories[data-ready] li[data-story="kinds"]`), click(`#stories li[data-story="kinds"]`),
+		wait(`#graph g.node[data-id="show"]`), click("#chat-start"), wait(`#chat-log .quick-replies button[data-value="again"]`))
+	for _, sel := range []string{
+		`#chat-log .msg.text`, `#chat-log .msg.image img[src$="/a.png"]`,
+		`#chat-log .buttons button[data-value="post"]`, `#chat-log .buttons a[href="https://example.com/"]`,
+		`#chat-log .buttons a[href="tel:+4930123456"]`, `#chat-log .buttons a[href="https://example.com/v"]`,
+		`#chat-log .cards .card img[src$="/c.png"]`, `#chat-log .cards button[data-value="done"][data-type="goto"]`,
+	} {
+		if !p.has(sel) {
+			t.Errorf("no %s", sel)
+		}
+	}
+	if log := p.text("#chat-log"); !strings.Contains(log, "plain text") || !strings.Contains(log, "random") ||
+		!strings.Contains(log, "Card two") || !strings.Contains(log, "The second") {
+		t.Errorf("chat log:\n%s", log)
+	}
+	if !eval[bool](p, `[...document.querySelectorAll("#chat-log img")].every(i => i.complete && i.naturalWidth === 120)`) {
+		t.Error("the images did not load")
+	}
+	p.do(shot("responses"), click(`#chat-log .cards button[data-value="one"]`),
+		wait(`#chat-log .msg.user`), wait(`#chat-attrs tr[data-key="picked"]`))
+	if a := p.text(`#chat-attrs tr[data-key="picked"]`); !strings.Contains(a, `"one"`) {
+		t.Errorf("picked: %q", a)
+	}
+	p.do(click(`#chat-log .quick-replies button[data-value="done"]:not([disabled])`), wait(`#graph g.node.current[data-id="done"]`))
+	if s := p.text("#chat-status"); s != "completed" {
+		t.Errorf("status %q, want completed", s)
+	}
+	noErrors(p)
 }

@@ -102,8 +102,11 @@ function jump(a, b) {
   const c1x = x1 + side * bend;
   const c2x = x2 + (Math.abs(dx) > W ? -side : side) * bend;
   const d = `M${x1},${y1}C${c1x},${y1} ${c2x},${y2} ${x2},${y2}`;
-  // The label sits on the curve's middle (t = 0.5).
-  return { d, x: (x1 + 3 * c1x + 3 * c2x + x2) / 8, y: (y1 + y2) / 2 };
+  // The label sits near the button's node (t = 0.3), clear of the
+  // labels between the layers.
+  const t = 0.3;
+  const at = (p0, p1, p2, p3) => (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t * t * p2 + t ** 3 * p3;
+  return { d, x: at(x1, c1x, c2x, x2), y: at(y1, y1, y2, y2) };
 }
 
 export function edgeLabel(e) {

@@ -193,7 +193,7 @@ function edgesOf(id) {
   const link = (nid) => h("a", { href: "#", onclick: (ev) => { ev.preventDefault(); showNode(nid); } }, nid);
   return h("div", { class: "edges-list" },
     h("h3", {}, "Goes to"),
-    out.length ? h("ul", {}, out.map((e) => h("li", {}, h("span", { class: "kind " + e.kind }, e.kind), " ", e.label ? h("code", {}, e.label) : null, " → ", link(e.to))))
+    out.length ? h("ul", {}, out.map((e) => h("li", {}, h("span", { class: "kind " + e.kind }, e.kind), " ", e.label && e.label !== e.kind ? h("code", {}, e.label) : null, " → ", link(e.to))))
       : h("p", { class: "muted small" }, "nothing: the chat ends or waits here"),
     h("h3", {}, "Comes from"),
     inc.length ? h("ul", {}, inc.map((e) => h("li", {}, link(e.from), " ", h("span", { class: "kind " + e.kind }, e.kind))))
@@ -347,6 +347,11 @@ async function loadChats() {
   }
 }
 $("chats-reload").addEventListener("click", () => loadChats());
+$("chat-open").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const id = $("chat-id").value.trim();
+  if (id) openReplay(id);
+});
 
 // turnsOf groups a transcript into turns: each begins at an entry with
 // steps (the engine's trace) or at a user input.
