@@ -152,8 +152,10 @@ export class Graph {
         labelpos: "c",
       }, "e" + i);
     });
+    const t0 = performance.now();
     dagre.layout(layout);
     const svg = this.svg;
+    svg.dataset.layoutMs = Math.round(performance.now() - t0);
     svg.replaceChildren();
     const defs = el("defs", {}, svg);
     for (const k of EDGE_KINDS.concat(["taken"])) {
