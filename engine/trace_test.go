@@ -12,7 +12,7 @@ import (
 )
 
 // TestTrace checks the steps kept on each turn's first entry: the nodes
-// run, the route taken, how the turn ended.
+// run, the route taken, how the turn ended, what a node noted.
 func TestTrace(t *testing.T) {
 	src := `id: tr
 start: hello
@@ -25,6 +25,7 @@ nodes:
     type: question
     responses: [{type: text, message: "plan?"}]
     save: plan
+    validate: input in ["free", "pro", "gold"]
     next: route
   route:
     type: condition
@@ -53,6 +54,7 @@ nodes:
 		want  []engine.Step
 	}{
 		{"", []engine.Step{{Node: "hello", Next: "ask"}, {Node: "ask", End: "wait"}}},
+		{"nope", []engine.Step{{Node: "ask", End: "wait", Detail: map[string]any{"valid": false}}}},
 		{"gold", []engine.Step{{Node: "ask", Next: "route"}, {Node: "route", Next: "ask"}, {Node: "ask", End: "wait"}}},
 		{"pro", []engine.Step{{Node: "ask", Next: "route"}, {Node: "route", Next: "done", Route: 2}, {Node: "done", End: "completed"}}},
 	}

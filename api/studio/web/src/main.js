@@ -398,6 +398,7 @@ async function openReplay(chatId) {
 function why(s) {
   const g = state.story.graph;
   const type = nodeOf(s.node)?.type || "?";
+  if (s.end === "wait" && s.detail?.valid === false) return "the answer is not valid: the retry is sent, it waits again";
   if (s.end === "wait") return type === "question" ? "asks and waits for the answer" : "waits for input";
   if (s.end === "completed") return "the chat is completed";
   if (s.end === "handoff") return "hands the chat to a human";
@@ -420,7 +421,8 @@ function why(s) {
 }
 
 function webhookDetail(d) {
-  if (!d || !("webhook" in d)) return d ? h("code", { class: "detail" }, JSON.stringify(d)) : null;
+  if (!d || d.valid === false) return null;
+  if (!("webhook" in d)) return h("code", { class: "detail" }, JSON.stringify(d));
   const parts = [h("b", {}, d.webhook), ` answered ${d.status || "nothing"}`];
   if (d.ms !== undefined) parts.push(` in ${d.ms} ms`);
   if (d.error) parts.push(h("span", { class: "err" }, ": " + d.error));
