@@ -410,7 +410,8 @@ nodes:
     type: end
     responses: [{type: text, message: "the end"}]
 `
-	base := serve(t, "http://127.0.0.1:1", map[string]string{"kinds.yaml": story})
+	warned := "id: warned\nstart: a\nnodes:\n  a: {type: end, responses: [{type: text, message: a}]}\n  lost: {type: end, responses: [{type: text, message: b}]}\n"
+	base := serve(t, "http://127.0.0.1:1", map[string]string{"kinds.yaml": story, "warned.yaml": warned})
 	p := page{t, browser(t)}
 	login(p, base)
 	p.do(wait(`#stories[data-ready] li[data-story="kinds"]`), click(`#stories li[data-story="kinds"]`),
@@ -429,7 +430,11 @@ nodes:
 		!strings.Contains(log, "Card two") || !strings.Contains(log, "The second") {
 		t.Errorf("chat log:\n%s", log)
 	}
-	if !eval[bool](p, `[...document.querySelectorAll("#chat-log img")].every(i => i.complete && i.naturalWidth === 120)`) {
+	loaded := false
+	for end := time.Now().Add(10 * time.Second); !loaded && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		loaded = eval[bool](p, `[...document.querySelectorAll("#chat-log img")].every(i => i.complete && i.naturalWidth === 120)`)
+	}
+	if !loaded {
 		t.Error("the images did not load")
 	}
 	p.do(shot("responses"), click(`#chat-log .cards button[data-value="one"]`),
@@ -440,6 +445,22 @@ nodes:
 	p.do(click(`#chat-log .quick-replies button[data-value="done"]:not([disabled])`), wait(`#graph g.node.current[data-id="done"]`))
 	if s := p.text("#chat-status"); s != "completed" {
 		t.Errorf("status %q, want completed", s)
+	}
+
+	// A story's lints: the count in the list, the node's lint beside its YAML.
+	if !p.has(`#stories li[data-story="warned"] .badge.warn`) || !p.has(`#stories li[data-story="kinds"] .badge.ok`) {
+		t.Error("the story list does not show the lint counts")
+	}
+	p.do(click(`#stories li[data-story="warned"]`), wait(`#graph g.node[data-id="lost"]`), click(`#graph g.node[data-id="lost"]`),
+		wait(`.node-detail[data-node="lost"] .lint.warning`), shot("lints"))
+	if l := p.text(`.node-detail .lint.warning`); !strings.Contains(l, "warned.yaml:5:") || !strings.Contains(l, "not reachable from start") {
+		t.Errorf("lint shown: %q", l)
+	}
+	if !p.has(`#graph g.node[data-id="lost"] circle.lint-dot.warning`) || p.has(`#graph g.node[data-id="a"] circle.lint-dot`) {
+		t.Error("the graph does not mark the node with a lint, or marks another")
+	}
+	if !p.has(`.node-detail pre.yaml .ln.marked[data-line="5"]`) {
+		t.Error("the lint's line is not marked")
 	}
 	noErrors(p)
 }

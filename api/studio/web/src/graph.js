@@ -275,6 +275,18 @@ export class Graph {
     return this.dir;
   }
 
+  // markLints puts a dot on the nodes that have lints (red for errors).
+  markLints(lints) {
+    for (const l of lints) {
+      const ne = this.nodeEls.get(l.node);
+      if (!ne) continue;
+      const sev = l.severity === "warning" ? "warning" : "error";
+      let dot = ne.g.querySelector("circle.lint-dot");
+      if (!dot) dot = el("circle", { class: "lint-dot", cx: W - 6, cy: 6, r: 6 }, ne.g);
+      if (sev === "error" || !dot.classList.contains("error")) dot.setAttribute("class", "lint-dot " + sev);
+    }
+  }
+
   select(id) {
     for (const { g } of this.nodeEls.values()) g.classList.remove("selected");
     this.nodeEls.get(id)?.g.classList.add("selected");

@@ -122,6 +122,7 @@ async function openStory(id, version = 0) {
   $("story-title").textContent = `${id} · v${state.story.version}`;
   $("graph-info").textContent = `${state.story.graph.nodes.length} nodes · ${state.story.graph.edges.length} edges`;
   graph.draw(state.story.graph);
+  graph.markLints(state.story.lints);
   renderStories();
   renderLints();
   if (!state.chat || state.chat.storyId !== id) resetChat();
@@ -226,6 +227,7 @@ $("zoom-in").addEventListener("click", () => graph.zoomBy(1.25));
 $("zoom-out").addEventListener("click", () => graph.zoomBy(0.8));
 $("direction").addEventListener("click", () => {
   const d = graph.toggleDirection();
+  if (state.story) graph.markLints(state.story.lints);
   $("direction").textContent = d === "TB" ? "↕ Top-down" : "↔ Left-right";
   if (state.replay) showTurn(state.replay.at);
   else highlightChat();
