@@ -343,11 +343,18 @@ func (r *Runner) finish(ctx context.Context, t *Turn) {
 	for _, n := range notes {
 		c.addEntry(Entry{From: "node", Node: n.node, Data: n.data, Time: now})
 	}
-	// The trace goes on the turn's first entry (its own copy, like rs).
+	// The trace goes on the turn's first entry: a copy of the turn's
+	// buffer, or the slice itself once it has outgrown the buffer.
 	if len(t.steps) > 0 {
+		steps := t.steps
+		if &steps[0] == &t.stepsBuf[0] {
+			steps = append([]Step(nil), steps...)
+		} else {
+			t.steps = t.stepsBuf[:0]
+		}
 		for i := len(c.Transcript) - 1; i >= 0 && c.Transcript[i].Seq > t.seq0; i-- {
 			if c.Transcript[i].Seq == t.seq0+1 {
-				c.Transcript[i].Steps = append([]Step(nil), t.steps...)
+				c.Transcript[i].Steps = steps
 			}
 		}
 	}
