@@ -12,7 +12,7 @@ import (
 )
 
 // TestTrace checks the steps kept on each turn's first entry: the nodes
-// run, the route taken, how the turn ended, what a node noted.
+// run, the route taken, how the turn ended.
 func TestTrace(t *testing.T) {
 	src := `id: tr
 start: hello
@@ -54,7 +54,7 @@ nodes:
 		want  []engine.Step
 	}{
 		{"", []engine.Step{{Node: "hello", Next: "ask"}, {Node: "ask", End: "wait"}}},
-		{"nope", []engine.Step{{Node: "ask", End: "wait", Detail: map[string]any{"valid": false}}}},
+		{"nope", []engine.Step{{Node: "ask", End: "wait"}}},
 		{"gold", []engine.Step{{Node: "ask", Next: "route"}, {Node: "route", Next: "ask"}, {Node: "ask", End: "wait"}}},
 		{"pro", []engine.Step{{Node: "ask", Next: "route"}, {Node: "route", Next: "done", Route: 2}, {Node: "done", End: "completed"}}},
 	}

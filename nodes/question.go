@@ -129,9 +129,6 @@ func (n *Question) Run(_ context.Context, t *engine.Turn) (engine.Result, error)
 	return engine.Wait(), nil
 }
 
-// invalidNote marks, in the chat's trace, an answer that did not validate.
-var invalidNote = map[string]any{"valid": false}
-
 // Resume implements engine.Resumer: it validates and saves the input.
 func (n *Question) Resume(_ context.Context, t *engine.Turn) (engine.Result, error) {
 	in := t.Input.Value()
@@ -149,7 +146,6 @@ func (n *Question) Resume(_ context.Context, t *engine.Turn) (engine.Result, err
 			if err := t.SendTemplates(retry); err != nil {
 				return engine.Result{}, err
 			}
-			t.Note(invalidNote)
 			return engine.Wait(), nil
 		}
 		val = v

@@ -7,13 +7,13 @@ import (
 	"testing"
 
 	"github.com/storyflow/storyflow/api"
-	"github.com/storyflow/storyflow/store/lsm"
+	"github.com/storyflow/storyflow/store/embedded"
 )
 
 // TestServe checks the page and its files are served without a token,
 // with their types and a content security policy, and nothing else is.
 func TestServe(t *testing.T) {
-	st, err := lsm.Open(t.TempDir())
+	st, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -362,13 +362,24 @@ export function turnsOf(entries) {
   let t = null;
   for (const e of entries) {
     if (!t || e.from === "user" || (e.steps && t.entries.length && t.entries.some((x) => x.steps))) {
-      t = { input: null, steps: [], entries: [], responses: [] };
+      t = { input: null, steps: [], entries: [], responses: [], notes: [] };
       turns.push(t);
     }
     t.entries.push(e);
     if (e.from === "user") t.input = e.input;
-    if (e.steps) t.steps = e.steps;
+    if (e.steps) t.steps = e.steps.map((s) => ({ ...s }));
     if (e.response) t.responses.push(e);
+    if (e.from === "node") t.notes.push(e);
+  }
+  for (const t of turns) {
+    // What each node noted (a webhook's answer) goes with its step, in order.
+    const notes = [...t.notes];
+    for (const s of t.steps) {
+      const k = notes.findIndex((n) => n.node === s.node);
+      if (k >= 0) s.detail = notes.splice(k, 1)[0].data;
+    }
+    // A question that waits again at once did not take the answer.
+    if (t.input && !t.input.goto && t.steps.length === 1 && t.steps[0].end === "wait") t.steps[0].retry = true;
   }
   // Chats recorded before the trace: the nodes that answered.
   for (const t of turns) {
@@ -400,7 +411,7 @@ async function openReplay(chatId) {
 function why(s) {
   const g = state.story.graph;
   const type = nodeOf(s.node)?.type || "?";
-  if (s.end === "wait" && s.detail?.valid === false) return "the answer is not valid: the retry is sent, it waits again";
+  if (s.end === "wait" && s.retry) return "the answer is not valid: the retry is sent, it waits again";
   if (s.end === "wait") return type === "question" ? "asks and waits for the answer" : "waits for input";
   if (s.end === "completed") return "the chat is completed";
   if (s.end === "handoff") return "hands the chat to a human";
@@ -423,14 +434,11 @@ function why(s) {
 }
 
 function webhookDetail(d) {
-  if (!d || d.valid === false) return null;
+  if (!d) return null;
   if (!("webhook" in d)) return h("code", { class: "detail" }, JSON.stringify(d));
   const parts = [h("b", {}, d.webhook), ` answered ${d.status || "nothing"}`];
-  if (d.ms !== undefined) parts.push(` in ${d.ms} ms`);
   if (d.error) parts.push(h("span", { class: "err" }, ": " + d.error));
-  if (d.responses !== undefined) parts.push(`, ${d.responses} response${d.responses === 1 ? "" : "s"}`);
   if (d.attributes) parts.push(", attributes ", h("code", {}, JSON.stringify(d.attributes)));
-  if (d.attributeNames) parts.push(", attributes ", h("code", {}, d.attributeNames.join(", ")));
   return h("div", { class: "detail webhook" }, "↪ ", parts);
 }
 
