@@ -73,7 +73,14 @@ fuzz:
 LOADFLAGS ?= -duration 10s -c 50 -chats 400
 bench: bench-go bench-load
 
+# The Go benchmarks; the MongoDB store's against a FerretDB server started
+# here (FerretDB's speed, not MongoDB's), unless MONGODB_TEST_URI is set.
 bench-go:
+	@set -e; \
+	if [ -z "$$MONGODB_TEST_URI" ]; then \
+		eval "$$(tools/mongotest/start.sh)"; \
+		trap 'tools/mongotest/stop.sh >/dev/null 2>&1 || true' EXIT; \
+	fi; \
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
 
 bench-load: build
