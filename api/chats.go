@@ -32,7 +32,7 @@ const (
 )
 
 type createChatRequest struct {
-	StoryID        string         `json:"storyId"`
+	StoryID        string         `json:"storyId" jsonschema:"required"`
 	UserID         string         `json:"userId"`
 	ExternalID     string         `json:"externalId"`
 	UserAttributes map[string]any `json:"userAttributes"`

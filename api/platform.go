@@ -19,8 +19,8 @@ const maxPlatformMessages = 1000
 // conversation's messages (OpenAI's shape), its id, the user, the bot and
 // metadata.
 type platformRequest struct {
-	Messages       []platformMessage `json:"messages"`
-	ConversationID string            `json:"conversation_id"`
+	Messages       []platformMessage `json:"messages" jsonschema:"required"`
+	ConversationID string            `json:"conversation_id" jsonschema:"required"`
 	User           map[string]any    `json:"user"`
 	Bot            map[string]any    `json:"bot"`
 	Metadata       map[string]any    `json:"metadata"`
@@ -29,8 +29,8 @@ type platformRequest struct {
 // platformMessage is one message; Content is a string or a list of parts
 // ({type: text, text} or {type: image_url, image_url: {url}}).
 type platformMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
+	Role    string          `json:"role" jsonschema:"required"`
+	Content json.RawMessage `json:"content" jsonschema:"required"`
 }
 
 type platformPart struct {

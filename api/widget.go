@@ -19,8 +19,8 @@ const (
 
 // widgetRequest is the Chat Widget's webhook request.
 type widgetRequest struct {
-	Prompt    string `json:"prompt"`
-	SessionID string `json:"session_id"`
+	Prompt    string `json:"prompt" jsonschema:"required"`
+	SessionID string `json:"session_id" jsonschema:"required"`
 }
 
 // widgetAnswer is the Chat Widget's answer: Output alone when the turn
