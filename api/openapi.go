@@ -123,7 +123,7 @@ func init() {
 		operation{Method: "GET", Path: "/v1/chats", Tag: "chats", Summary: "List chats", Query: []string{"storyId", "status", "limit", "after"},
 			Responses: ok200([]chatItem{}), Errors: []int{400}},
 		operation{Method: "GET", Path: "/v1/chats/:chatId", Tag: "chats", Summary: "A chat's state and transcript", Query: []string{"after", "limit"},
-			Responses: ok200(engine.Chat{}), Errors: []int{400, 404}},
+			Responses: ok200(chatView{Chat: &engine.Chat{}}), Errors: []int{400, 404}},
 		operation{Method: "POST", Path: "/v1/chats/:chatId/messages", Tag: "chats", Summary: "Send a message (text, postback or goto)",
 			Request: messageRequest{}, Example: map[string]any{"text": "hello", "messageId": "m-1"},
 			Responses: ok200(turnAnswer{}), Errors: []int{400, 404, 409, 413}},
