@@ -200,9 +200,9 @@ func (s *Server) putStory(c *fiber.Ctx) error {
 }
 
 type storyItem struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Version   int       `json:"version"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Version   int    `json:"version"`
 	CreatedAt msTime `json:"createdAt"`
 	UpdatedAt msTime `json:"updatedAt"`
 }
