@@ -237,4 +237,3 @@ func TestPageServes(t *testing.T) {
 		t.Fatalf("GET /nope: %v %v", res, err)
 	}
 }
-
