@@ -83,6 +83,11 @@ func (s *Server) channelRoutes(app *fiber.App) {
 		}))
 	}
 	app.Post("/v1/widget/:storyId", append(handlers, s.widget)...)
+	// Any other method: 405 here, not the /v1 group's 401.
+	app.Use("/v1/widget", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderAllow, "POST, OPTIONS")
+		return newError(http.StatusMethodNotAllowed, "method_not_allowed", "method %s is not allowed on %s (allowed: POST)", c.Method(), c.Path())
+	})
 	app.Post("/v1/platform/:storyId", s.auth, s.platform)
 }
 

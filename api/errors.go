@@ -133,6 +133,9 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		}
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", e.Status, "code", e.Code, "err", cause)
 	}
+	if e.Status == http.StatusMethodNotAllowed && e.Message == http.StatusText(http.StatusMethodNotAllowed) {
+		e.Message = fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", c.Method(), c.Path(), c.GetRespHeader(fiber.HeaderAllow))
+	}
 	if e.Status == http.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="storyflow"`)
 	}

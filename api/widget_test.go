@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -309,10 +310,18 @@ func TestWidgetErrors(t *testing.T) {
 	if !strings.Contains(string(r.body), "at most 1000 characters") {
 		t.Fatalf("%s", r.body)
 	}
-	// No token needed, and a token is no way around anything either.
-	r = e.doAuth("GET", "/v1/widget/counter", nil, "")
-	if r.status != 405 && r.status != 404 && r.status != 401 {
-		t.Fatalf("GET widget: %d %s", r.status, r.body)
+	// Other methods: 405, with or without a token.
+	for _, auth := range []string{"", "Bearer " + token} {
+		r = e.doAuth("GET", "/v1/widget/counter", nil, auth)
+		want(t, r, 405, "method_not_allowed")
+		if r.header.Get("Allow") != "POST, OPTIONS" {
+			t.Fatalf("Allow %q", r.header.Get("Allow"))
+		}
+	}
+	r = e.do("DELETE", "/v1/chats", nil)
+	want(t, r, 405, "method_not_allowed")
+	if !strings.Contains(string(r.body), "method DELETE is not allowed on /v1/chats (allowed: GET, HEAD, POST)") {
+		t.Fatalf("%s", r.body)
 	}
 }
 
@@ -494,10 +503,67 @@ func TestPlatform(t *testing.T) {
 	}
 }
 
+// hookStory calls a webhook that works, then one that fails, then hands
+// the chat to a human.
+const hookStory = `id: hooks
+start: good
+webhooks:
+  crm: {url: "%s/good"}
+  broken: {url: "%s/broken"}
+nodes:
+  good:
+    type: webhook
+    webhook: crm
+    next: bad
+    failure: bad
+  bad:
+    type: webhook
+    webhook: broken
+    next: human
+    failure: human
+  human:
+    type: handoff
+    responses: [{type: text, message: "A human will answer."}]
+`
+
 // TestMetricsMove: a turn moves the turn, node, store and webhook series.
 func TestMetricsMove(t *testing.T) {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/broken" {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"attributes":{"ok":true}}`)
+	}))
+	defer hook.Close()
 	e := newEnv(t)
 	e.putStory("counter", counterStory)
+	e.putStory("hooks", fmt.Sprintf(hookStory, hook.URL, hook.URL))
+	if m := e.metrics(); m["storyflow_chats_in_handoff"] != 0 {
+		t.Fatalf("handoff gauge %v before any chat", m["storyflow_chats_in_handoff"])
+	}
+	if r := e.startChat("hooks"); r["status"] != "handoff" {
+		t.Fatalf("hooks chat: %v", r)
+	}
+	m := e.metrics()
+	for k, want := range map[string]float64{
+		`storyflow_webhook_call_seconds_count{connection="crm",result="ok",story="hooks"}`:        1,
+		`storyflow_webhook_call_seconds_count{connection="broken",result="failed",story="hooks"}`: 1,
+		`storyflow_webhook_failures_total{connection="broken",reason="status_5xx",story="hooks"}`: 1,
+		`storyflow_turns_total{outcome="handoff",story="hooks"}`:                                  1,
+	} {
+		if m[k] != want {
+			t.Errorf("%s = %v, want %v", k, m[k], want)
+		}
+	}
+	// The handoff gauge counts from the store, at most every 15s: a new
+	// server sees the chat at once.
+	e2 := newEnv(t, func(c *api.Config) { c.Store = e.st })
+	if g := e2.metrics()["storyflow_chats_in_handoff"]; g != 1 {
+		t.Errorf("storyflow_chats_in_handoff %v, want 1", g)
+	}
+
 	before := e.metrics()
 	e.widget("counter", "m", "hi")
 	after := e.metrics()
