@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -127,6 +128,11 @@ func New(cfg Config) (*Server, error) {
 	origins, err := checkOrigins(cfg.CORSOrigins)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
+	}
+	for _, p := range cfg.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil && net.ParseIP(p) == nil {
+			return nil, fmt.Errorf("api: trusted proxy %q is not an IP address or CIDR", p)
+		}
 	}
 	s := &Server{
 		st: cfg.Store, chats: newQueue(), log: cfg.Logger, token: cfg.Token,

@@ -393,6 +393,24 @@ func TestWidgetRateLimits(t *testing.T) {
 	}
 }
 
+// TestWidgetRateLimitBehindProxy: behind a trusted proxy, the IP limit
+// counts each client of X-Forwarded-For.
+func TestWidgetRateLimitBehindProxy(t *testing.T) {
+	e := newEnv(t, func(c *api.Config) {
+		c.Rates = api.RateLimits{Session: -1, IP: 1, Window: time.Minute}
+		c.TrustedProxies = []string{"127.0.0.1"}
+	})
+	e.putStory("counter", counterStory)
+	body := map[string]any{"prompt": "hi", "session_id": "p"}
+	from := func(ip string) map[string]string { return map[string]string{"X-Forwarded-For": ip + ", 127.0.0.1"} }
+	want(t, e.post("/v1/widget/counter", body, from("10.0.0.1")), 200, "")
+	want(t, e.post("/v1/widget/counter", body, from("10.0.0.1")), 429, "rate_limited")
+	want(t, e.post("/v1/widget/counter", body, from("10.0.0.2")), 200, "")
+	if _, err := api.New(api.Config{Store: e.st, Token: "x", TrustedProxies: []string{"proxy.local"}}); err == nil {
+		t.Fatal("a trusted proxy that is no address is accepted")
+	}
+}
+
 // metrics returns GET /metrics as series -> value.
 func (e *env) metrics() map[string]float64 {
 	e.t.Helper()
