@@ -70,7 +70,7 @@ func (s *Server) channelRoutes(app *fiber.App) {
 		ExposeHeaders:    "Retry-After",
 		MaxAge:           600,
 	}))
-	handlers := []fiber.Handler{}
+	handlers := []fiber.Handler{limitWidgetBody}
 	if s.rates.IP >= 0 {
 		handlers = append(handlers, s.limit("ip", s.rates.IP, func(c *fiber.Ctx) string { return c.IP() }))
 	}
@@ -89,6 +89,18 @@ func (s *Server) channelRoutes(app *fiber.App) {
 		return newError(http.StatusMethodNotAllowed, "method_not_allowed", "method %s is not allowed on %s (allowed: POST)", c.Method(), c.Path())
 	})
 	app.Post("/v1/platform/:storyId", s.auth, s.platform)
+}
+
+// maxWidgetBody bounds a widget request's body: a prompt is at most 1000
+// characters, and the route is public.
+const maxWidgetBody = 16 << 10
+
+// limitWidgetBody refuses larger bodies before anything parses them.
+func limitWidgetBody(c *fiber.Ctx) error {
+	if n := len(c.Body()); n > maxWidgetBody {
+		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "request body is %d bytes; the widget route takes at most %d", n, maxWidgetBody)
+	}
+	return c.Next()
 }
 
 // checkOrigin refuses browser requests from origins not allowed (403).

@@ -279,7 +279,7 @@ func TestWidgetErrors(t *testing.T) {
 	e := newEnv(t)
 	e.putStory("counter", counterStory)
 	long := strings.Repeat("a", 1001)
-	mb := strings.Repeat("é", 500_000) // 1 MB of UTF-8
+	mb := strings.Repeat("é", 500_000) // 1 MB of UTF-8: over the widget route's 16 KiB
 	for _, tc := range []struct {
 		name, path string
 		body       any
@@ -293,7 +293,7 @@ func TestWidgetErrors(t *testing.T) {
 		{"no prompt", "/v1/widget/counter", map[string]any{"session_id": "a"}, 400, "invalid_request"},
 		{"no session", "/v1/widget/counter", map[string]any{"prompt": "hi"}, 400, "invalid_request"},
 		{"prompt too long", "/v1/widget/counter", map[string]any{"prompt": long, "session_id": "a"}, 400, "invalid_request"},
-		{"1 MB prompt", "/v1/widget/counter", map[string]any{"prompt": mb, "session_id": "a"}, 400, "invalid_request"},
+		{"1 MB prompt", "/v1/widget/counter", map[string]any{"prompt": mb, "session_id": "a"}, 413, "body_too_large"},
 		{"2 MB body", "/v1/widget/counter", map[string]any{"prompt": mb + mb, "session_id": "a"}, 413, "body_too_large"},
 		{"session too long", "/v1/widget/counter", map[string]any{"prompt": "hi", "session_id": strings.Repeat("s", 129)}, 400, "invalid_request"},
 		{"prompt a number", "/v1/widget/counter", `{"prompt": 1, "session_id": "a"}`, 400, "invalid_request"},
@@ -305,7 +305,7 @@ func TestWidgetErrors(t *testing.T) {
 		})
 	}
 	// Below the body limit, a long prompt is refused by its length.
-	r := e.post("/v1/widget/counter", map[string]any{"prompt": mb, "session_id": "a"}, nil)
+	r := e.post("/v1/widget/counter", map[string]any{"prompt": strings.Repeat("é", 5000), "session_id": "a"}, nil)
 	want(t, r, 400, "invalid_request")
 	if !strings.Contains(string(r.body), "at most 1000 characters") {
 		t.Fatalf("%s", r.body)
