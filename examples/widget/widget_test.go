@@ -2,6 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
 	"io"
 	"log/slog"
 	"net"
@@ -99,8 +104,12 @@ func storyflow(t *testing.T, crm, origin string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	story := strings.Replace(string(src), "http://127.0.0.1:8081/crm", "http://"+crm+"/crm", 1)
-	req, _ := http.NewRequest("PUT", url+"/v1/stories/support", strings.NewReader(story))
+	putStory(t, url, "support", strings.Replace(string(src), "http://127.0.0.1:8081/crm", "http://"+crm+"/crm", 1))
+	return url
+}
+
+func putStory(t *testing.T, url, id, src string) {
+	req, _ := http.NewRequest("PUT", url+"/v1/stories/"+id, strings.NewReader(src))
 	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -108,9 +117,54 @@ func storyflow(t *testing.T, crm, origin string) string {
 	}
 	res.Body.Close()
 	if res.StatusCode != 201 {
-		t.Fatalf("put support story: %d", res.StatusCode)
+		t.Fatalf("put story %s: %d", id, res.StatusCode)
 	}
-	return url
+}
+
+// galleryStory shows an image and cards (images from the page's server, so
+// the browser stays on loopback); a card's goto button ends it.
+const galleryStory = `id: gallery
+start: show
+nodes:
+  show:
+    type: question
+    responses:
+      - type: image
+        imageUrl: "%[1]s/square.png"
+      - type: cards
+        elements:
+          - title: Red
+            subtitle: A red square
+            imageUrl: "%[1]s/square.png"
+            buttons:
+              - {type: postback, title: Pick red, value: red}
+              - {type: goto, title: Skip, value: bye}
+    validate: input in ["red"]
+    save: color
+    retry:
+      - type: cards
+        elements:
+          - title: Red again
+            subtitle: Pick it or skip
+            imageUrl: "%[1]s/square.png"
+            buttons:
+              - {type: postback, title: Pick red, value: red}
+              - {type: goto, title: Skip, value: bye}
+    next: picked
+  picked:
+    type: end
+    responses: [{type: text, message: "You picked {{ attributes.color }}."}]
+  bye:
+    type: end
+    responses: [{type: text, message: Skipped the gallery.}]
+`
+
+// square is a 40x40 red PNG.
+func square(w http.ResponseWriter, _ *http.Request) {
+	img := image.NewRGBA(image.Rect(0, 0, 40, 40))
+	draw.Draw(img, img.Bounds(), &image.Uniform{color.RGBA{200, 30, 30, 255}}, image.Point{}, draw.Src)
+	w.Header().Set("Content-Type", "image/png")
+	png.Encode(w, img)
 }
 
 // TestWidgetInChromium opens the page in headless Chromium, chats through
@@ -118,9 +172,13 @@ func storyflow(t *testing.T, crm, origin string) string {
 // The screenshot is kept in $ARTIFACTS_DIR (default bin/artifacts).
 func TestWidgetInChromium(t *testing.T) {
 	browser := chromium(t)
-	page := httptest.NewServer(handler())
+	mux := http.NewServeMux()
+	mux.Handle("/", handler())
+	mux.HandleFunc("/square.png", square)
+	page := httptest.NewServer(mux)
 	defer page.Close()
 	apiURL := storyflow(t, backend(t), page.URL)
+	putStory(t, apiURL, "gallery", fmt.Sprintf(galleryStory, page.URL))
 
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(browser),
@@ -200,7 +258,31 @@ func TestWidgetInChromium(t *testing.T) {
 	do(chromedp.WaitVisible(chromedp.CSS(`a.sfw-btn[href="https://shop.example.com/account/invoices"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`a.sfw-btn[href="tel:+4930123456"]`)))
 	waitText("Is there anything else I can help with?")
-	screenshot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	keepScreenshot(t, ctx, "widget.png")
+
+	// Images and cards; a card's goto button.
+	do(chromedp.Navigate(page.URL + "/?api=" + apiURL + "&story=gallery&open=1"),
+		chromedp.WaitVisible(chromedp.CSS(".sfw-panel.sfw-open")))
+	say("hi")
+	waitText("Red again")
+	loaded, err := chromedp.Run(ctx, chromedp.Evaluate[int](
+		`[...document.querySelectorAll(".sfw-log img")].filter(i => i.complete && i.naturalWidth === 40).length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded != 3 { // the image and the card of the start, the card of the retry
+		t.Errorf("%d images shown, want 3", loaded)
+	}
+	skip := chromedp.CSS(`.sfw-card button[data-value="bye"]:not([disabled])`)
+	do(chromedp.WaitEnabled(skip), chromedp.Click(skip))
+	waitText("Skipped the gallery.")
+	keepScreenshot(t, ctx, "widget-cards.png")
+}
+
+// keepScreenshot saves the page in $ARTIFACTS_DIR (default bin/artifacts).
+func keepScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,8 +293,8 @@ func TestWidgetInChromium(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "widget.png")
-	if err := os.WriteFile(path, screenshot, 0o644); err != nil {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
