@@ -261,7 +261,7 @@ func TestWidgetInChromium(t *testing.T) {
 	keepScreenshot(t, ctx, "widget.png")
 
 	// Images and cards; a card's goto button.
-	do(chromedp.Navigate(page.URL + "/?api=" + apiURL + "&story=gallery&open=1"),
+	do(chromedp.Navigate(page.URL+"/?api="+apiURL+"&story=gallery&open=1"),
 		chromedp.WaitVisible(chromedp.CSS(".sfw-panel.sfw-open")))
 	say("hi")
 	waitText("Red again")
