@@ -23,7 +23,7 @@ func (s *Server) observeRequests(c *fiber.Ctx) error {
 	}
 	status := c.Response().StatusCode()
 	route := c.Route().Path
-	if c.Route().Method == "USE" {
+	if c.Route().Method == "USE" && status >= 400 {
 		route = "unmatched" // no route took it: keep the label set bounded
 	}
 	s.metrics.requests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
