@@ -30,6 +30,11 @@ type metrics struct {
 	limited     *prometheus.CounterVec
 	storeSecs   *prometheus.HistogramVec
 	requests    *prometheus.CounterVec
+
+	nodeCache    sync.Map // node type -> *nodeChildren
+	turnCache    children[prometheus.Counter]
+	storeCache   children[prometheus.Observer]
+	requestCache children[prometheus.Counter]
 }
 
 var (
@@ -74,19 +79,61 @@ func newMetrics() *metrics {
 		Name: "storyflow_http_requests_total",
 		Help: "HTTP requests by route, method and status code.",
 	}, []string{"route", "method", "code"})
+	m.turnCache.get = func(lvs ...string) prometheus.Counter { return m.turns.WithLabelValues(lvs...) }
+	m.storeCache.get = func(lvs ...string) prometheus.Observer { return m.storeSecs.WithLabelValues(lvs...) }
+	m.requestCache.get = func(lvs ...string) prometheus.Counter { return m.requests.WithLabelValues(lvs...) }
 	m.reg.MustRegister(m.turns, m.nodes, m.nodeSeconds, m.calls, m.callFails, m.limited, m.storeSecs, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
+// children caches a vector's children by label values: WithLabelValues
+// hashes every label on every call, a turn's hot path needs less. Label
+// sets are bounded (see operations.md), so is the cache.
+type children[T any] struct {
+	m   sync.Map // [3]string -> T
+	get func(lvs ...string) T
+}
+
+func (c *children[T]) with(a, b, d string) T {
+	k := [3]string{a, b, d}
+	if v, ok := c.m.Load(k); ok {
+		return v.(T)
+	}
+	var v T
+	switch {
+	case d != "":
+		v = c.get(a, b, d)
+	case b != "":
+		v = c.get(a, b)
+	default:
+		v = c.get(a)
+	}
+	c.m.Store(k, v)
+	return v
+}
+
+// nodeChildren are a node type's series.
+type nodeChildren struct {
+	ok, failed prometheus.Counter
+	seconds    prometheus.Observer
+}
+
 // NodeRan implements engine.Observer.
 func (m *metrics) NodeRan(nodeType string, d time.Duration, err error) {
-	res := "ok"
-	if err != nil {
-		res = "error"
+	v, ok := m.nodeCache.Load(nodeType)
+	if !ok {
+		v = &nodeChildren{ok: m.nodes.WithLabelValues(nodeType, "ok"), failed: m.nodes.WithLabelValues(nodeType, "error"),
+			seconds: m.nodeSeconds.WithLabelValues(nodeType)}
+		m.nodeCache.Store(nodeType, v)
 	}
-	m.nodes.WithLabelValues(nodeType, res).Inc()
-	m.nodeSeconds.WithLabelValues(nodeType).Observe(d.Seconds())
+	n := v.(*nodeChildren)
+	if err != nil {
+		n.failed.Inc()
+	} else {
+		n.ok.Inc()
+	}
+	n.seconds.Observe(d.Seconds())
 }
 
 // TurnEnded implements engine.Observer.
@@ -95,7 +142,7 @@ func (m *metrics) TurnEnded(c *engine.Chat, err error) {
 	if err != nil {
 		outcome = "error"
 	}
-	m.turns.WithLabelValues(c.StoryID, outcome).Inc()
+	m.turnCache.with(c.StoryID, outcome, "").Inc()
 }
 
 // CallEnded implements webhook.CallObserver.
@@ -168,7 +215,7 @@ func (m *metrics) handler() fiber.Handler {
 // name pass through untimed.
 type timedStore struct {
 	store.Store
-	secs *prometheus.HistogramVec
+	secs *children[prometheus.Observer]
 }
 
 func (t *timedStore) observe(op string, began time.Time, err error) {
@@ -181,7 +228,7 @@ func (t *timedStore) observe(op string, began time.Time, err error) {
 	case err != nil:
 		res = "error"
 	}
-	t.secs.WithLabelValues(op, res).Observe(time.Since(began).Seconds())
+	t.secs.with(op, res, "").Observe(time.Since(began).Seconds())
 }
 
 func (t *timedStore) GetStory(ctx context.Context, id string, version int) (store.StoryRecord, error) {

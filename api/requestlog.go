@@ -26,7 +26,7 @@ func (s *Server) observeRequests(c *fiber.Ctx) error {
 	if c.Route().Method == "USE" && status >= 400 {
 		route = "unmatched" // no route took it: keep the label set bounded
 	}
-	s.metrics.requests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
+	s.metrics.requestCache.with(route, c.Method(), strconv.Itoa(status)).Inc()
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError

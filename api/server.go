@@ -152,7 +152,7 @@ func New(cfg Config) (*Server, error) {
 		s.idle = DefaultSessionIdle
 	}
 	s.metrics.watchHandoff(cfg.Store)
-	s.st = &timedStore{Store: cfg.Store, secs: s.metrics.storeSecs}
+	s.st = &timedStore{Store: cfg.Store, secs: &s.metrics.storeCache}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
