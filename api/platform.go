@@ -155,6 +155,9 @@ func (s *Server) platform(c *fiber.Ctx) error {
 	}
 	for from, to := range map[string]string{"name": "default_name", "username": "username", "platform": "platform"} {
 		if v, _ := req.User[from].(string); v != "" {
+			if err := checkLen("user."+from, v, maxIDLen); err != nil {
+				return err
+			}
 			user.UserAttributes[to] = v
 		}
 	}

@@ -508,6 +508,8 @@ func TestPlatform(t *testing.T) {
 		{"bad part", req([]any{map[string]any{"type": "audio"}}), auth, 400, "invalid_request"},
 		{"content a number", req(5), auth, 400, "invalid_request"},
 		{"empty text", req(""), auth, 400, "invalid_request"},
+		{"long user name", map[string]any{"messages": []any{map[string]any{"role": "user", "content": "x"}}, "conversation_id": "c",
+			"user": map[string]any{"name": strings.Repeat("n", 300)}}, auth, 400, "invalid_request"},
 		{"unknown story", nil, auth, 404, "story_not_found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
