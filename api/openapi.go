@@ -128,6 +128,9 @@ func init() {
 			Request: messageRequest{}, Example: map[string]any{"text": "hello", "messageId": "m-1"},
 			Responses: ok200(turnAnswer{}), Errors: []int{400, 404, 409, 413}},
 
+		operation{Method: "GET", Path: "/v1/chats/:chatId/test", Tag: "chats", Summary: "The chat as a story test case (YAML): inputs as steps, responses as expectations, webhook answers as mocks",
+			Responses: []answer{{Status: 200, Type: "application/yaml"}}, Errors: []int{404, 422}},
+
 		operation{Method: "POST", Path: "/v1/widget/:storyId", Tag: "channels", Summary: "Chat Widget webhook: a session's prompt", Public: true,
 			Request: widgetRequest{}, Example: map[string]any{"prompt": "Hello", "session_id": "s-1"},
 			Responses: ok200(widgetAnswer{}), Errors: []int{400, 403, 404, 413, 429}},
