@@ -68,7 +68,8 @@ type Config struct {
 	// Register adds custom node types to the server's registry (optional).
 	Register func(*engine.Registry) error
 	// Webhooks is the webhook client (default: one built from
-	// AllowPrivateWebhooks, observed by the server's metrics).
+	// AllowPrivateWebhooks). The server's metrics observe it unless it has
+	// an observer already.
 	Webhooks *webhook.Client
 	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
 	// that may use the widget route besides the server's own.
@@ -165,6 +166,8 @@ func New(cfg Config) (*Server, error) {
 	if s.client == nil {
 		s.client = webhook.NewClient(webhook.Options{AllowPrivate: cfg.AllowPrivateWebhooks, Observer: s.metrics})
 		s.ownClient = true
+	} else {
+		s.client.SetObserver(s.metrics)
 	}
 	size := cfg.StoryCacheBytes
 	if size <= 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/webhook"
 )
 
 // shopStory has every response type the widget shapes.
@@ -557,7 +558,9 @@ func TestMetricsMove(t *testing.T) {
 		fmt.Fprint(w, `{"attributes":{"ok":true}}`)
 	}))
 	defer hook.Close()
-	e := newEnv(t)
+	// A webhook client of the caller's (as storyflow serve gives one) is
+	// observed too.
+	e := newEnv(t, func(c *api.Config) { c.Webhooks = webhook.NewClient(webhook.Options{AllowPrivate: true}) })
 	e.putStory("counter", counterStory)
 	e.putStory("hooks", fmt.Sprintf(hookStory, hook.URL, hook.URL))
 	if m := e.metrics(); m["storyflow_chats_in_handoff"] != 0 {

@@ -267,6 +267,14 @@ type Result struct {
 	Body []byte
 }
 
+// SetObserver sets the client's observer when Options gave none; call it
+// before the first call.
+func (c *Client) SetObserver(o CallObserver) {
+	if c.obs == nil {
+		c.obs = o
+	}
+}
+
 // Call sends r to conn and decodes the answer. Network errors and 5xx
 // answers are retried conn.Retries times with the same message id. A
 // failure is an *Error (with a Result holding what is known), or the

@@ -476,6 +476,8 @@ func TestFailureKind(t *testing.T) {
 		{&Error{Reason: "Invalid response: responses[0].type: unknown", Status: 200}, "invalid_answer"},
 		{&Error{Reason: "Response is not JSON", Status: 200}, "invalid_answer"},
 		{&Error{Reason: "Connection reset"}, "network"},
+		{&Error{Reason: "Too many calls in flight to this connection (64)", Err: webhook.ErrBusy}, "busy"},
+		{&Error{Reason: "Circuit open", Err: webhook.ErrCircuitOpen}, "circuit_open"},
 	} {
 		if got := FailureKind(tc.err); got != tc.want {
 			t.Errorf("FailureKind(%v) = %q, want %q", tc.err, got, tc.want)
