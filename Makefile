@@ -9,22 +9,26 @@ build:
 	$(GO) build -o $(BIN) ./cmd/storyflow
 
 # The product: the example webhook backend (127.0.0.1:8081, token dev-token)
-# in the background, and storyflow serve with the example stories on the
-# embedded store in data/. STORYFLOW_API_TOKEN defaults to dev-token;
-# Ctrl-C stops both.
+# and the example widget page (127.0.0.1:8082) in the background, and
+# storyflow serve with the example stories on the embedded store in data/.
+# STORYFLOW_API_TOKEN defaults to dev-token; Ctrl-C stops all three.
 run: build
 	@$(GO) build -o bin/backend ./examples/backends/go
-	@tok=$${STORYFLOW_API_TOKEN:-dev-token}; addr=127.0.0.1:8080; \
+	@$(GO) build -o bin/widget ./examples/widget
+	@tok=$${STORYFLOW_API_TOKEN:-dev-token}; addr=127.0.0.1:8080; page=127.0.0.1:8082; \
 	bin/backend -addr 127.0.0.1:8081 -token dev-token & echo $$! > bin/backend.pid; \
-	trap 'kill $$(cat bin/backend.pid) 2>/dev/null; rm -f bin/backend.pid' EXIT INT TERM; \
+	bin/widget -addr $$page & echo $$! > bin/widget.pid; \
+	trap 'kill $$(cat bin/backend.pid) $$(cat bin/widget.pid) 2>/dev/null; rm -f bin/backend.pid bin/widget.pid' EXIT INT TERM; \
 	sleep 0.5; \
 	echo; \
 	echo "storyflow API: http://$$addr   token: $$tok"; \
+	echo "widget page:   http://$$page/?api=http://$$addr&story=support&open=1"; \
 	echo "  curl -H 'Authorization: Bearer $$tok' http://$$addr/v1/stories"; \
 	echo "  curl -H 'Authorization: Bearer $$tok' -d '{\"storyId\":\"support\",\"userAttributes\":{\"default_name\":\"Ann\"}}' http://$$addr/v1/chats"; \
 	echo "  curl -H 'Authorization: Bearer $$tok' -d '{\"text\":\"ann@example.com\"}' http://$$addr/v1/chats/CHAT_ID/messages"; \
 	echo; \
-	STORYFLOW_API_TOKEN=$$tok $(BIN) serve --addr $$addr --stories examples/stories --data data --allow-private-webhooks
+	STORYFLOW_API_TOKEN=$$tok $(BIN) serve --addr $$addr --stories examples/stories --data data --allow-private-webhooks \
+		--cors-origins http://$$page
 
 # The whole suite: Go tests (the MongoDB store against a FerretDB server that
 # this target starts on loopback, unless MONGODB_TEST_URI is set), Node tests.

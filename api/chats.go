@@ -32,7 +32,7 @@ const (
 )
 
 type createChatRequest struct {
-	StoryID        string         `json:"storyId"`
+	StoryID        string         `json:"storyId" jsonschema:"required"`
 	UserID         string         `json:"userId"`
 	ExternalID     string         `json:"externalId"`
 	UserAttributes map[string]any `json:"userAttributes"`
@@ -359,7 +359,7 @@ func (s *Server) getChat(c *fiber.Ctx) error {
 		tr = []engine.Entry{}
 	}
 	chat.Transcript = tr
-	return c.JSON(chat)
+	return c.JSON(viewChat(chat))
 }
 
 // chatItem is a chat in a list (no transcript).
@@ -371,8 +371,8 @@ type chatItem struct {
 	Node         string        `json:"node"`
 	UserID       string        `json:"userId"`
 	ExternalID   string        `json:"externalId,omitempty"`
-	CreatedAt    time.Time     `json:"createdAt"`
-	UpdatedAt    time.Time     `json:"updatedAt"`
+	CreatedAt    msTime        `json:"createdAt"`
+	UpdatedAt    msTime        `json:"updatedAt"`
 }
 
 // listChats: GET /v1/chats?storyId=&status=&limit=&after=.
@@ -402,7 +402,7 @@ func (s *Server) listChats(c *fiber.Ctx) error {
 	out := make([]chatItem, 0, len(chats))
 	for _, ch := range chats {
 		out = append(out, chatItem{ID: ch.ID, StoryID: ch.StoryID, StoryVersion: ch.StoryVersion, Status: ch.Status,
-			Node: ch.Node, UserID: ch.UserID, ExternalID: ch.ExternalID, CreatedAt: ch.CreatedAt, UpdatedAt: ch.UpdatedAt})
+			Node: ch.Node, UserID: ch.UserID, ExternalID: ch.ExternalID, CreatedAt: msTime(ch.CreatedAt), UpdatedAt: msTime(ch.UpdatedAt)})
 	}
 	return c.JSON(out)
 }

@@ -157,7 +157,7 @@ type connectionDetail struct {
 	Token     string            `json:"token,omitempty"`
 	Headers   map[string]string `json:"headers,omitempty"`
 	Auth      *store.BasicAuth  `json:"auth,omitempty"`
-	Error     *string           `json:"error"`
+	Error     *string           `json:"error" jsonschema:"nullable"`
 	CreatedAt string            `json:"createdAt"`
 	UpdatedAt string            `json:"updatedAt"`
 

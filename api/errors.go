@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -111,6 +113,8 @@ func (s *Server) toError(err error) *Error {
 		return &Error{Status: http.StatusConflict, Code: "already_exists", Message: "already exists", Err: err}
 	case errors.Is(err, engine.ErrChatClosed):
 		return &Error{Status: http.StatusConflict, Code: "chat_closed", Message: oneLine(err.Error()), Err: err}
+	case storeUnavailable(err):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "the store cannot be reached; try again", Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "timeout", Message: "the request took too long", Err: err}
 	case errors.Is(err, context.Canceled):
@@ -129,8 +133,26 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		}
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", e.Status, "code", e.Code, "err", cause)
 	}
+	if e.Status == http.StatusMethodNotAllowed && e.Message == http.StatusText(http.StatusMethodNotAllowed) {
+		e.Message = fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", c.Method(), c.Path(), c.GetRespHeader(fiber.HeaderAllow))
+	}
 	if e.Status == http.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="storyflow"`)
 	}
 	return c.Status(e.Status).JSON(errorBody{Error: e.Message, Code: e.Code, Lints: e.Lints})
+}
+
+// storeUnavailable tells whether err says that the store (MongoDB) cannot
+// be reached: a network error, a driver error labelled NetworkError, or no
+// server to select.
+func storeUnavailable(err error) bool {
+	var ne net.Error
+	var labeled interface{ HasErrorLabel(string) bool }
+	switch {
+	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+		return true
+	case errors.As(err, &labeled) && labeled.HasErrorLabel("NetworkError"):
+		return true
+	}
+	return strings.Contains(err.Error(), "server selection error")
 }

@@ -13,7 +13,7 @@ import (
 var fuzzRoutes = []string{
 	"/v1/stories/%s", "/v1/stories/validate", "/v1/stories", "/v1/stories/%s/graph",
 	"/v1/chats", "/v1/chats/%s", "/v1/chats/%s/messages", "/v2/integrations/webhook/%s",
-	"/v2/integrations/webhook", "/%s",
+	"/v2/integrations/webhook", "/%s", "/v1/widget/%s", "/v1/platform/%s",
 }
 
 var fuzzMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
@@ -35,6 +35,9 @@ func FuzzHTTP(f *testing.F) {
 	f.Add(uint8(1), uint8(1), "", "", "text/yaml", []byte("id: x\nstart: ${HOME}\nnodes: {a: {type: end}}\n"))
 	f.Add(uint8(1), uint8(8), "", "", "application/json", []byte(`{"storyId":"counter","name":"n","url":"http://127.0.0.1:1/","timeout":1e999}`))
 	f.Add(uint8(1), uint8(4), "", "", "application/json", []byte(`{"storyId":"counter","storyId":"x"}`))
+	f.Add(uint8(1), uint8(10), "counter", "", "application/json", []byte(`{"prompt":"hi","session_id":"s1"}`))
+	f.Add(uint8(1), uint8(11), "counter", "", "application/json",
+		[]byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"conversation_id":"c1"}`))
 	f.Fuzz(func(t *testing.T, method, route uint8, param, query, ctype string, body []byte) {
 		e.t = t
 		param = strings.ReplaceAll(param, "CHAT", chatID)

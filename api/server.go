@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -68,8 +69,20 @@ type Config struct {
 	// Register adds custom node types to the server's registry (optional).
 	Register func(*engine.Registry) error
 	// Webhooks is the webhook client (default: one built from
-	// AllowPrivateWebhooks).
+	// AllowPrivateWebhooks). The server's metrics observe it unless it has
+	// an observer already.
 	Webhooks *webhook.Client
+	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
+	// that may use the widget route besides the server's own.
+	CORSOrigins []string
+	// Rates are the widget route's rate limits (zero fields: defaults).
+	Rates RateLimits
+	// SessionIdle is how long a widget or platform session keeps its chat
+	// without a message (default 30 minutes).
+	SessionIdle time.Duration
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For names the client (for rate limits and logs).
+	TrustedProxies []string
 }
 
 // Server is the HTTP API.
@@ -89,6 +102,10 @@ type Server struct {
 	timeout   time.Duration
 	env       []string
 	maxAttrs  int
+	metrics   *metrics
+	origins   map[string]bool
+	rates     RateLimits
+	idle      time.Duration
 
 	// ctx is the parent of every turn: it ends only when Shutdown gives up
 	// waiting, so turns in flight finish.
@@ -110,10 +127,34 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("api: no token")
 	}
+	origins, err := checkOrigins(cfg.CORSOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	for _, p := range cfg.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil && net.ParseIP(p) == nil {
+			return nil, fmt.Errorf("api: trusted proxy %q is not an IP address or CIDR", p)
+		}
+	}
 	s := &Server{
 		st: cfg.Store, chats: newQueue(), log: cfg.Logger, token: cfg.Token,
 		bodyLimit: cfg.BodyLimit, timeout: cfg.TurnTimeout, client: cfg.Webhooks,
+		metrics: newMetrics(), origins: origins, rates: cfg.Rates, idle: cfg.SessionIdle,
 	}
+	if s.rates.Session == 0 {
+		s.rates.Session = DefaultSessionRate
+	}
+	if s.rates.IP == 0 {
+		s.rates.IP = DefaultIPRate
+	}
+	if s.rates.Window <= 0 {
+		s.rates.Window = DefaultRateWindow
+	}
+	if s.idle <= 0 {
+		s.idle = DefaultSessionIdle
+	}
+	s.metrics.watchHandoff(cfg.Store)
+	s.st = &timedStore{Store: cfg.Store, secs: &s.metrics.storeCache}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -124,8 +165,10 @@ func New(cfg Config) (*Server, error) {
 		s.timeout = DefaultTurnTimeout
 	}
 	if s.client == nil {
-		s.client = webhook.NewClient(webhook.Options{AllowPrivate: cfg.AllowPrivateWebhooks})
+		s.client = webhook.NewClient(webhook.Options{AllowPrivate: cfg.AllowPrivateWebhooks, Observer: s.metrics})
 		s.ownClient = true
+	} else {
+		s.client.SetObserver(s.metrics)
 	}
 	size := cfg.StoryCacheBytes
 	if size <= 0 {
@@ -137,7 +180,7 @@ func New(cfg Config) (*Server, error) {
 	if s.maxAttrs <= 0 {
 		s.maxAttrs = DefaultMaxAttributes
 	}
-	s.conns = &connections{st: cfg.Store, log: s.log, errs: map[string]string{}}
+	s.conns = &connections{st: s.st, log: s.log, errs: map[string]string{}}
 	s.reg = nodes.NewRegistry(nodes.Options{
 		AllowPrivateWebhooks: cfg.AllowPrivateWebhooks,
 		Webhooks:             s.client,
@@ -150,10 +193,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("register node types: %w", err)
 		}
 	}
-	s.runner = &engine.Runner{MaxSteps: cfg.MaxSteps, Logger: s.log, Budget: cfg.ExprBudget, MaxAttributes: s.maxAttrs}
+	s.runner = &engine.Runner{MaxSteps: cfg.MaxSteps, Logger: s.log, Budget: cfg.ExprBudget, MaxAttributes: s.maxAttrs,
+		Observer: s.metrics}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	s.app = fiber.New(fiber.Config{
+	fc := fiber.Config{
 		AppName:               "storyflow",
 		BodyLimit:             s.bodyLimit,
 		ErrorHandler:          s.errorHandler,
@@ -164,7 +208,14 @@ func New(cfg Config) (*Server, error) {
 		ReadTimeout:  30 * time.Second,
 		IdleTimeout:  90 * time.Second,
 		WriteTimeout: 30 * time.Second,
-	})
+	}
+	if len(cfg.TrustedProxies) > 0 {
+		fc.EnableTrustedProxyCheck = true
+		fc.TrustedProxies = cfg.TrustedProxies
+		fc.ProxyHeader = fiber.HeaderXForwardedFor
+		fc.EnableIPValidation = true
+	}
+	s.app = fiber.New(fc)
 	s.routes()
 	return s, nil
 }
@@ -177,6 +228,7 @@ func (s *Server) Registry() *engine.Registry { return s.reg }
 
 func (s *Server) routes() {
 	app := s.app
+	app.Use(s.observeRequests)
 	app.Use(recover.New(recover.Config{
 		EnableStackTrace: true,
 		StackTraceHandler: func(c *fiber.Ctx, e any) {
@@ -185,6 +237,9 @@ func (s *Server) routes() {
 	}))
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	studio.Register(app)
+	app.Get("/metrics", s.metrics.handler())
+	app.Get("/openapi.json", s.openAPI)
+	s.channelRoutes(app)
 
 	v1 := app.Group("/v1", s.auth)
 	v1.Post("/stories/validate", s.validateStory)

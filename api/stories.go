@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"gopkg.in/yaml.v3"
@@ -201,11 +200,11 @@ func (s *Server) putStory(c *fiber.Ctx) error {
 }
 
 type storyItem struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Version   int       `json:"version"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Version   int    `json:"version"`
+	CreatedAt msTime `json:"createdAt"`
+	UpdatedAt msTime `json:"updatedAt"`
 }
 
 // listStories: GET /v1/stories.
@@ -218,7 +217,7 @@ func (s *Server) listStories(c *fiber.Ctx) error {
 	}
 	out := make([]storyItem, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, storyItem{ID: r.ID, Name: s.storyName(r), Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt})
+		out = append(out, storyItem{ID: r.ID, Name: s.storyName(r), Version: r.Version, CreatedAt: msTime(r.CreatedAt), UpdatedAt: msTime(r.UpdatedAt)})
 	}
 	return c.JSON(out)
 }

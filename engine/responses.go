@@ -24,6 +24,9 @@ type ResponseTemplate struct {
 	elements []cardTemplate
 }
 
+// Type returns the response type (text, quickReplies, ...).
+func (r *ResponseTemplate) Type() string { return r.typ }
+
 type buttonTemplate struct {
 	typ, height  string
 	title, value *Template

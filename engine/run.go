@@ -135,6 +135,18 @@ type Runner struct {
 	// MaxAttributes bounds a chat's attributes in bytes of JSON (default
 	// DefaultMaxAttributes): a node that passes it fails.
 	MaxAttributes int
+	// Observer is told about node runs and turns (metrics); optional.
+	Observer Observer
+}
+
+// Observer watches a Runner: it is called on the turn's goroutine and must
+// be quick.
+type Observer interface {
+	// NodeRan is called after each node run with its type and duration.
+	NodeRan(nodeType string, d time.Duration, err error)
+	// TurnEnded is called after each turn of Start and Send with the chat
+	// as the turn left it, or the error that stopped the turn.
+	TurnEnded(c *Chat, err error)
 }
 
 // DefaultApology is sent when a node fails and the story has no onError node.
@@ -154,11 +166,23 @@ var (
 func (r *Runner) Start(ctx context.Context, s *Story, c *Chat) (*Turn, error) {
 	t := newTurn(s, c, Input{})
 	t.setBudget(r.Budget)
-	return t, r.run(ctx, t, c.Node, false)
+	err := r.run(ctx, t, c.Node, false)
+	if r.Observer != nil {
+		r.Observer.TurnEnded(c, err)
+	}
+	return t, err
 }
 
 // Send runs the turn that follows a user input.
 func (r *Runner) Send(ctx context.Context, s *Story, c *Chat, in Input) (*Turn, error) {
+	t, err := r.send(ctx, s, c, in)
+	if r.Observer != nil {
+		r.Observer.TurnEnded(c, err)
+	}
+	return t, err
+}
+
+func (r *Runner) send(ctx context.Context, s *Story, c *Chat, in Input) (*Turn, error) {
 	switch c.Status {
 	case StatusCompleted, StatusFailed:
 		return nil, fmt.Errorf("%w: status %s", ErrChatClosed, c.Status)
@@ -263,10 +287,17 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 		c.Node = id
 		var res Result
 		var err error
+		var began time.Time
+		if r.Observer != nil {
+			began = time.Now()
+		}
 		if rs, ok := info.Node.(Resumer); ok && resume {
 			res, err = rs.Resume(ctx, t)
 		} else {
 			res, err = info.Node.Run(ctx, t)
+		}
+		if r.Observer != nil {
+			r.Observer.NodeRan(info.Type, time.Since(began), err)
 		}
 		resume = false
 		if err == nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/nodes"
@@ -595,5 +596,43 @@ func TestNewChat(t *testing.T) {
 	c.Attributes["seats"] = 9
 	if s.Attributes["seats"] != 1 {
 		t.Errorf("chat attributes share the story's map")
+	}
+}
+
+// recorder is an engine.Observer that keeps what it is told.
+type recorder struct {
+	nodes []string
+	turns []string
+}
+
+func (r *recorder) NodeRan(typ string, _ time.Duration, err error) {
+	r.nodes = append(r.nodes, fmt.Sprintf("%s:%v", typ, err != nil))
+}
+
+func (r *recorder) TurnEnded(c *engine.Chat, err error) {
+	r.turns = append(r.turns, fmt.Sprintf("%s:%s:%v", c.StoryID, c.Status, err != nil))
+}
+
+func TestObserver(t *testing.T) {
+	s := load(t, `id: obs
+start: ask
+nodes:
+  ask:
+    type: question
+    responses: [{type: text, message: "Name?"}]
+    next: broken
+  broken:
+    type: fail
+`)
+	rec := &recorder{}
+	r := quietRunner()
+	r.Observer = rec
+	c, _ := start(t, r, s)
+	send(t, r, s, c, engine.Input{Text: "Ann"})
+	if got, want := strings.Join(rec.nodes, " "), "question:false question:false fail:true"; got != want {
+		t.Errorf("nodes %q, want %q", got, want)
+	}
+	if got, want := strings.Join(rec.turns, " "), "obs:active:false obs:active:false"; got != want {
+		t.Errorf("turns %q, want %q", got, want)
 	}
 }

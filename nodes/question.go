@@ -20,6 +20,9 @@ type Question struct {
 	Save      string
 	Retry     []*engine.ResponseTemplate
 	Next      string
+	// Validate is the validate setting as written ("email", "number",
+	// "phone", "url", "regex:…" or an expr); empty accepts any input.
+	Validate string
 	// valid checks an input; nil accepts any. It returns the value to save.
 	valid func(t *engine.Turn, in string) (any, bool, error)
 }
@@ -57,6 +60,7 @@ func newQuestion(c *engine.Config) (engine.Node, error) {
 		c.Errorf("save", "attribute name %q must match [A-Za-z_][A-Za-z0-9_]{0,63}", n.Save)
 	}
 	v := c.String("validate")
+	n.Validate = v
 	switch {
 	case !c.Has("validate"):
 	case v == "email":

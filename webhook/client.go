@@ -68,6 +68,52 @@ type Options struct {
 	BreakerProbes int
 	// Logger logs circuits opening and closing (default slog.Default()).
 	Logger *slog.Logger
+	// Observer is told about every finished call (metrics); optional.
+	Observer CallObserver
+}
+
+// CallObserver watches a Client's calls. It is called on the caller's
+// goroutine and must be quick.
+type CallObserver interface {
+	// CallEnded is called once per Call, retries included, with the time
+	// it took and its error (nil on success).
+	CallEnded(conn *Connection, d time.Duration, err error)
+}
+
+// FailureKind names the kind of a failed call for metrics: timeout,
+// refused, blocked, status_4xx, status_5xx, invalid_answer, too_large,
+// busy (too many in flight), circuit_open, canceled or network.
+func FailureKind(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrBusy):
+		return "busy"
+	case errors.Is(err, ErrCircuitOpen):
+		return "circuit_open"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	case !errors.As(err, &e):
+		return "network"
+	case strings.HasPrefix(e.Reason, "Request timed out"):
+		return "timeout"
+	case strings.HasPrefix(e.Reason, "Connection refused"):
+		return "refused"
+	case strings.HasPrefix(e.Reason, "Address not allowed"):
+		return "blocked"
+	case strings.HasPrefix(e.Reason, "Response body exceeds"):
+		return "too_large"
+	case e.Status >= 500:
+		return "status_5xx"
+	case e.Status >= 300 || (e.Status > 0 && e.Status < 200):
+		return "status_4xx"
+	case strings.HasPrefix(e.Reason, "Invalid response"), strings.HasPrefix(e.Reason, "Response is not JSON"):
+		return "invalid_answer"
+	case strings.HasPrefix(e.Reason, "Request canceled"):
+		return "canceled"
+	}
+	return "network"
 }
 
 // Client calls webhooks. It holds one http.Client whose transport keeps
@@ -85,6 +131,7 @@ type Client struct {
 	// tagConn puts the connection in each request's context (Options.Transport).
 	tagConn bool
 	limits  *limits
+	obs     CallObserver
 }
 
 type connKey struct{}
@@ -142,7 +189,7 @@ func NewClient(o Options) *Client {
 		rt = o.Transport
 	}
 	c := &Client{
-		maxBody: o.MaxBody, backoff: o.Backoff, now: o.Now, tagConn: o.Transport != nil, limits: newLimits(o),
+		maxBody: o.MaxBody, backoff: o.Backoff, now: o.Now, tagConn: o.Transport != nil, limits: newLimits(o), obs: o.Observer,
 		http: &http.Client{
 			Transport: rt,
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -220,6 +267,14 @@ type Result struct {
 	Body []byte
 }
 
+// SetObserver sets the client's observer when Options gave none; call it
+// before the first call.
+func (c *Client) SetObserver(o CallObserver) {
+	if c.obs == nil {
+		c.obs = o
+	}
+}
+
 // Call sends r to conn and decodes the answer. Network errors and 5xx
 // answers are retried conn.Retries times with the same message id. A
 // failure is an *Error (with a Result holding what is known), or the
@@ -227,6 +282,16 @@ type Result struct {
 // connection and is refused fast while the connection's circuit is open
 // (ErrBusy, ErrCircuitOpen).
 func (c *Client) Call(ctx context.Context, conn *Connection, r *Request) (*Result, error) {
+	if c.obs == nil {
+		return c.call(ctx, conn, r)
+	}
+	start := time.Now()
+	res, err := c.call(ctx, conn, r)
+	c.obs.CallEnded(conn, time.Since(start), err)
+	return res, err
+}
+
+func (c *Client) call(ctx context.Context, conn *Connection, r *Request) (*Result, error) {
 	if r.MessageID == "" {
 		r.MessageID = uuid.NewString()
 	}

@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -452,6 +453,34 @@ func TestRedirectsCarryNoSecrets(t *testing.T) {
 	for _, h := range []string{"Referer", "X-Api-Key", "Authorization", "X-Storyflow-Signature", "X-Storyflow-Timestamp"} {
 		if v := seen[0].Get(h); v != "" {
 			t.Errorf("redirected request carried %s: %q", h, v)
+		}
+	}
+}
+
+func TestFailureKind(t *testing.T) {
+	type Error = webhook.Error
+	FailureKind := webhook.FailureKind
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{context.Canceled, "canceled"},
+		{errors.New("other"), "network"},
+		{&Error{Reason: "Request timed out after 1s"}, "timeout"},
+		{&Error{Reason: "Connection refused"}, "refused"},
+		{&Error{Reason: "Address not allowed: 127.0.0.1"}, "blocked"},
+		{&Error{Reason: "Response body exceeds 10 bytes", Status: 200}, "too_large"},
+		{&Error{Reason: "Request failed with status code 502", Status: 502}, "status_5xx"},
+		{&Error{Reason: "Request failed with status code 404", Status: 404}, "status_4xx"},
+		{&Error{Reason: "Invalid response: responses[0].type: unknown", Status: 200}, "invalid_answer"},
+		{&Error{Reason: "Response is not JSON", Status: 200}, "invalid_answer"},
+		{&Error{Reason: "Connection reset"}, "network"},
+		{&Error{Reason: "Too many calls in flight to this connection (64)", Err: webhook.ErrBusy}, "busy"},
+		{&Error{Reason: "Circuit open", Err: webhook.ErrCircuitOpen}, "circuit_open"},
+	} {
+		if got := FailureKind(tc.err); got != tc.want {
+			t.Errorf("FailureKind(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
 }

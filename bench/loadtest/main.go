@@ -644,7 +644,8 @@ func startStoryflow(bin, dir, hookURL string) (string, string, func(), error) {
 	if err != nil {
 		return "", "", nil, err
 	}
-	args := []string{"serve", "--addr", addr, "--stories", sdir, "--data", filepath.Join(dir, "data"), "--allow-private-webhooks"}
+	// Warnings only: a request log line per turn is not what is measured.
+	args := []string{"serve", "--addr", addr, "--stories", sdir, "--data", filepath.Join(dir, "data"), "--allow-private-webhooks", "--log-level", "warn"}
 	args = append(args, strings.Fields(serveArgs)...)
 	pprofURL := ""
 	if profileDir != "" {

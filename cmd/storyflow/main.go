@@ -17,8 +17,9 @@ import (
 	_ "github.com/storyflow/storyflow/nodes" // built-in node types
 )
 
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version, when set at build time (-ldflags "-X main.version=v1.2.3"),
+// overrides the module version of the build information.
+var version = ""
 
 // command is one subcommand.
 type command struct {
@@ -65,8 +66,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			if c := lookup(args[1]); c != nil {
-				return c.run([]string{"-h"}, stdin, stdout, stderr)
+				return c.run([]string{"-h"}, stdin, stdout, stdout)
 			}
+			fmt.Fprintf(stderr, "storyflow: unknown command %q\n\n", args[1])
+			usage(stderr)
+			return exitUsage
 		}
 		usage(stdout)
 		return exitOK
@@ -79,7 +83,24 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return exitUsage
 	}
+	if asksHelp(args[1:]) {
+		// Asked for, the usage is the answer: stdout, like help COMMAND.
+		return c.run(args[1:], stdin, stdout, stdout)
+	}
 	return c.run(args[1:], stdin, stdout, stderr)
+}
+
+// asksHelp tells whether args hold -h, -help or --help before any "--".
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 func lookup(name string) *command { return commands[name] }
@@ -178,8 +199,24 @@ func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if _, err := parseFlags(fs, args); err != nil {
 		return flagExit(err)
 	}
-	line := "storyflow " + version
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	fmt.Fprintln(stdout, versionLine())
+	return exitOK
+}
+
+// versionLine is "storyflow <module version> (<revision>) <go version>":
+// the version of the build information (a tag, or a pseudo-version from
+// the VCS), "(devel)" when the build had none.
+func versionLine() string {
+	v := version
+	bi, ok := debug.ReadBuildInfo()
+	if v == "" && ok {
+		v = bi.Main.Version
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	line := "storyflow " + v
+	if ok {
 		var rev, dirty string
 		for _, s := range bi.Settings {
 			switch s.Key {
@@ -196,6 +233,5 @@ func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		}
 		line += " " + bi.GoVersion
 	}
-	fmt.Fprintln(stdout, line)
-	return exitOK
+	return line
 }

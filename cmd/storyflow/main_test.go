@@ -185,7 +185,9 @@ func TestUsage(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{"help", []string{"help"}, 0, "storyflow validate", ""},
 		{"help lists chat", []string{"help"}, 0, "storyflow chat", ""},
-		{"help of a command", []string{"help", "chat"}, 0, "", "-user-attr"},
+		{"help of a command", []string{"help", "chat"}, 0, "-user-attr", ""},
+		{"--help of a command", []string{"serve", "--help"}, 0, "-cors-origins", ""},
+		{"help of no command", []string{"help", "nope"}, 2, "", `unknown command "nope"`},
 		{"version", []string{"version"}, 0, "storyflow ", ""},
 		{"validate without files", []string{"validate"}, 2, "", "no files given"},
 		{"validate unknown flag", []string{"validate", "--nope", "x.yaml"}, 2, "", "flag provided but not defined"},
@@ -208,5 +210,27 @@ func TestUsage(t *testing.T) {
 				t.Errorf("stderr lacks %q:\n%s", tt.inStderr, r.stderr)
 			}
 		})
+	}
+}
+
+// TestVersion: storyflow version prints the module version that the
+// binary's build information holds.
+func TestVersion(t *testing.T) {
+	out, err := exec.Command("go", "version", "-m", storyflow).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == "mod" && f[1] == "github.com/storyflow/storyflow" {
+			want = f[2]
+		}
+	}
+	if want == "" {
+		t.Fatalf("no module line in go version -m:\n%s", out)
+	}
+	r := run(t, "", "version")
+	if !strings.HasPrefix(r.stdout, "storyflow "+want+" ") || strings.Contains(r.stdout, " dev") {
+		t.Fatalf("version %q, want the module version %q", r.stdout, want)
 	}
 }

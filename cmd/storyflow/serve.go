@@ -63,6 +63,13 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	storyCache := fs.Int64("story-cache", api.DefaultStoryCacheBytes, "bytes of compiled stories kept in memory")
 	maxInFlight := fs.Int("webhook-max-in-flight", webhook.DefaultMaxInFlight, "most webhook calls in flight per connection that sets no max_in_flight (0: no bound)")
 	breakerFailures := fs.Int("webhook-breaker-failures", webhook.DefaultBreakerFailures, "failed webhook calls in a row that open a connection's circuit for 30s (0: no circuit breaker)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	corsOrigins := fs.String("cors-origins", "", "browser origins allowed on the widget route, comma-separated (https://shop.example.com, or *)")
+	sessionIdle := fs.Duration("session-idle", api.DefaultSessionIdle, "how long a widget or platform session keeps its chat without a message")
+	rateSession := fs.Int("rate-session", api.DefaultSessionRate, "widget requests allowed per session and --rate-window (-1: no limit)")
+	rateIP := fs.Int("rate-ip", api.DefaultIPRate, "widget requests allowed per client IP and --rate-window (-1: no limit)")
+	rateWindow := fs.Duration("rate-window", api.DefaultRateWindow, "the window of the widget rate limits")
+	trustedProxies := fs.String("trusted-proxies", "", "reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagExit(err)
@@ -86,7 +93,11 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "storyflow serve: --log-level: %v\n", err)
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log, err := newLogger(stderr, *logFormat, level)
+	if err != nil {
+		fmt.Fprintf(stderr, "storyflow serve: %v\n", err)
+		return exitUsage
+	}
 	slog.SetDefault(log)
 	if os.Getenv("GOGC") == "" {
 		// The live heap is small and turns allocate briskly: collect less
@@ -127,6 +138,8 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		Store: st, Token: *token, AllowPrivateWebhooks: *allowPrivate, MaxSteps: *maxSteps, Logger: log,
 		StoryEnv: env, ExprBudget: engine.Budget{Memory: *exprMemory, Time: *exprTime},
 		MaxAttributes: *maxAttrs, StoryCacheBytes: *storyCache, Webhooks: hooks,
+		CORSOrigins: splitList(*corsOrigins), SessionIdle: *sessionIdle, TrustedProxies: splitList(*trustedProxies),
+		Rates: api.RateLimits{Session: *rateSession, IP: *rateIP, Window: *rateWindow},
 	})
 	if err != nil {
 		log.Error("start server", "err", err)
@@ -267,6 +280,9 @@ func openStore(uri, dir string, opts embedded.Options, log *slog.Logger) (store.
 	}
 	st, err := embedded.Open(dir, opts)
 	if err != nil {
+		if locked(err) {
+			return nil, fmt.Errorf("data directory %s is in use by another storyflow process (it holds the directory's lock): stop that one, or give this one another --data", dir)
+		}
 		return nil, err
 	}
 	sync := "always"
@@ -319,4 +335,40 @@ func (b *byteSize) Set(in string) error {
 	}
 	*b = byteSize(n * mult)
 	return nil
+}
+
+// locked tells whether opening the embedded store failed on the data
+// directory's lock: pebble's flock (EAGAIN, or held in this process).
+func locked(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) ||
+		strings.Contains(err.Error(), "lock held by current process")
+}
+
+// newLogger returns the server's logger: text or JSON on w, timestamps in
+// UTC with milliseconds.
+func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey && len(groups) == 0 && a.Value.Kind() == slog.KindTime {
+			a.Value = slog.StringValue(a.Value.Time().UTC().Format(api.TimeFormat))
+		}
+		return a
+	}}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

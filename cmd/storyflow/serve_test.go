@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -445,5 +447,54 @@ func TestServeFlags(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit after SIGTERM")
+	}
+}
+
+// TestServeLockedData: a second server on a data directory in use says
+// that another storyflow holds it.
+func TestServeLockedData(t *testing.T) {
+	dir := t.TempDir()
+	startServe(t, "--data", dir)
+	cmd := exec.Command(storyflow, "serve", "--addr", "127.0.0.1:0", "--data", dir)
+	cmd.Env = append(os.Environ(), "STORYFLOW_API_TOKEN="+serveToken, "STORYFLOW_MONGO_URI=")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("second server: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "is in use by another storyflow process") {
+		t.Fatalf("second server says:\n%s", out)
+	}
+}
+
+// TestServeJSONLogs: --log-format json writes one JSON object per line,
+// with millisecond timestamps, request logs without the token.
+func TestServeJSONLogs(t *testing.T) {
+	p := startServe(t, "--data", t.TempDir(), "--log-format", "json")
+	if code, _, err := call(p.url, "GET", "/v1/stories", nil); err != nil || code != 200 {
+		t.Fatalf("list stories: %d %v", code, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.logs.String(), `"msg":"request"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no request log:\n%s", p.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tsRe := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+	for _, l := range strings.Split(strings.TrimSpace(p.logs.String()), "\n") {
+		if strings.HasPrefix(l, "storyflow: ") {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+		if ts, _ := m["time"].(string); !tsRe.MatchString(ts) {
+			t.Fatalf("time %q is not UTC with milliseconds", ts)
+		}
+	}
+	if strings.Contains(p.logs.String(), serveToken) {
+		t.Fatalf("the token is in the logs:\n%s", p.logs)
 	}
 }

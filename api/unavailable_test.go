@@ -1,0 +1,96 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/storyflow/storyflow/api"
+	"github.com/storyflow/storyflow/store/mongo"
+)
+
+// proxy forwards loopback TCP connections to target until cut.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+	t.Cleanup(p.cut)
+	return p
+}
+
+// cut closes the listener and every connection: the database is gone.
+func (p *proxy) cut() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// TestStoreUnreachable: with MongoDB gone, requests that need it are 503
+// store_unavailable, quickly, and the server stays up.
+func TestStoreUnreachable(t *testing.T) {
+	uri := os.Getenv("MONGODB_TEST_URI")
+	if uri == "" {
+		t.Skip("MONGODB_TEST_URI not set (make test starts FerretDB)")
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u.Host)
+	u.Host = p.ln.Addr().String()
+	u.Path = "/unavailable_" + time.Now().Format("150405000000")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := mongo.Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	// Requests give up on the store after 2s (the driver would wait 30s
+	// for a server).
+	e := newEnv(t, func(c *api.Config) { c.Store = st; c.TurnTimeout = 2 * time.Second })
+	e.putStory("counter", counterStory)
+	chat := e.startChat("counter")["chatId"].(string)
+	want(t, e.do("POST", "/v1/chats/"+chat+"/messages", map[string]any{"text": "a"}), 200, "")
+	p.cut()
+	want(t, e.do("POST", "/v1/chats/"+chat+"/messages", map[string]any{"text": "b"}), 503, "store_unavailable")
+	want(t, e.do("GET", "/v1/stories", nil), 503, "store_unavailable")
+	want(t, e.post("/v1/widget/counter", map[string]any{"prompt": "hi", "session_id": "s"}, nil), 503, "store_unavailable")
+	want(t, e.doAuth("GET", "/healthz", nil, ""), 200, "")
+}
