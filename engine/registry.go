@@ -82,9 +82,6 @@ type Registry struct {
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{types: map[string]nodeType{}} }
 
-// Default is the registry of the storyflow binary; package nodes fills it.
-var Default = NewRegistry()
-
 // Register adds a node type. A duplicate or invalid name is an error.
 func (r *Registry) Register(spec Spec, build Constructor) error {
 	if spec.Type == "" || build == nil {

@@ -1,5 +1,6 @@
 // Package nodes holds storyflow's built-in node types, one file each. Each
-// registers itself in engine.Default; Register adds them to another registry.
+// file's init adds its type to the list Register and NewRegistry put in a
+// registry; nothing is built at import.
 package nodes
 
 import (
@@ -55,7 +56,6 @@ func builtin(spec engine.Spec, build engine.Constructor) {
 // builtinWith registers a node type whose constructor depends on Options.
 func builtinWith(spec engine.Spec, build func(Options) engine.Constructor) {
 	builtins = append(builtins, func(r *engine.Registry, o Options) error { return r.Register(spec, build(o)) })
-	engine.Default.MustRegister(spec, build(Options{}))
 }
 
 // Common fields.

@@ -864,8 +864,8 @@ func TestWebhookSpec(t *testing.T) {
 	if !f.Required || f.Schema == nil {
 		t.Errorf("webhook field %+v", f)
 	}
-	if _, _, ok := engine.Default.Lookup("webhook"); !ok {
-		t.Error("webhook not in engine.Default")
+	if _, _, ok := nodes.NewRegistry(nodes.Options{}).Lookup("webhook"); !ok {
+		t.Error("webhook not in nodes.NewRegistry")
 	}
 }
 

@@ -7,8 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storyflow/storyflow/engine"
-	_ "github.com/storyflow/storyflow/nodes"
+	"github.com/storyflow/storyflow/nodes"
 	"github.com/storyflow/storyflow/stories"
 )
 
@@ -17,7 +16,7 @@ import (
 // every example names it.
 func TestExampleSchema(t *testing.T) {
 	const path = "../examples/stories/storyflow.schema.json"
-	want, err := stories.Schema(engine.Default)
+	want, err := stories.Schema(nodes.NewRegistry(nodes.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

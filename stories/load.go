@@ -19,7 +19,8 @@ import (
 
 // Options of Load.
 type Options struct {
-	// Registry of node types (default engine.Default).
+	// Registry of node types (required: nodes.NewRegistry for the built-in
+	// ones).
 	Registry *engine.Registry
 	// Env lists the ${VAR} names a story may use: names, and patterns
 	// ending in * that match by prefix (default DefaultEnv). Any other name
@@ -65,7 +66,7 @@ func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engin
 		l.o.Env = DefaultEnv
 	}
 	if l.o.Registry == nil {
-		l.o.Registry = engine.Default
+		l.o.Registry = engine.NewRegistry() // every node type is then unknown
 	}
 	if l.o.Getenv == nil {
 		l.o.Getenv = os.LookupEnv

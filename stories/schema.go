@@ -3,6 +3,7 @@ package stories
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 
@@ -15,7 +16,7 @@ import (
 // response, button, route, routes.
 func Schema(reg *engine.Registry) ([]byte, error) {
 	if reg == nil {
-		reg = engine.Default
+		return nil, errors.New("schema: no registry")
 	}
 	specs := reg.Specs()
 	types := make([]string, 0, len(specs))

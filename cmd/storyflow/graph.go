@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/storyflow/storyflow/nodes"
 	"io"
 	"slices"
 	"strings"
@@ -40,7 +41,7 @@ func runGraph(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "storyflow graph: unknown format %q (want %s)\n", *format, strings.Join(stories.GraphFormats, ", "))
 		return exitUsage
 	}
-	story, _, err := stories.LoadFile(pos[0], stories.Options{})
+	story, _, err := stories.LoadFile(pos[0], stories.Options{Registry: nodes.NewRegistry(nodes.Options{})})
 	if err != nil {
 		var le *engine.LintError
 		if errors.As(err, &le) {
@@ -75,7 +76,7 @@ func runSchema(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "storyflow schema: takes no arguments")
 		return exitUsage
 	}
-	b, err := stories.Schema(engine.Default)
+	b, err := stories.Schema(nodes.NewRegistry(nodes.Options{}))
 	if err != nil {
 		fmt.Fprintf(stderr, "storyflow schema: %v\n", err)
 		return exitFail

@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
-	_ "github.com/storyflow/storyflow/nodes" // built-in node types
 )
 
 // version, when set at build time (-ldflags "-X main.version=v1.2.3"),

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/storyflow/storyflow/nodes"
 	"io"
 	"strings"
 
@@ -76,7 +77,7 @@ func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 // validateFile loads one story with the default registry.
 func validateFile(file string, env []string) fileReport {
 	r := fileReport{File: file, Lints: []engine.Lint{}}
-	_, warnings, err := stories.LoadFile(file, stories.Options{Env: env})
+	_, warnings, err := stories.LoadFile(file, stories.Options{Registry: nodes.NewRegistry(nodes.Options{}), Env: env})
 	var le *engine.LintError
 	switch {
 	case errors.As(err, &le):
