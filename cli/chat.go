@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -85,7 +85,11 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	logger := func(l slog.Level) *slog.Logger {
 		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l, ReplaceAttr: noTime}))
 	}
-	reg := nodes.NewRegistry(nodes.Options{AllowPrivateWebhooks: true, Logger: logger(slog.LevelWarn)})
+	reg, err := newRegistry(nodes.Options{AllowPrivateWebhooks: true, Logger: logger(slog.LevelWarn)})
+	if err != nil {
+		fmt.Fprintf(stderr, "storyflow chat: %v\n", err)
+		return exitFail
+	}
 	env, err := stories.ParseEnv(*storyEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "storyflow chat: --story-env: %v\n", err)

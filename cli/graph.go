@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -41,7 +41,12 @@ func runGraph(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "storyflow graph: unknown format %q (want %s)\n", *format, strings.Join(stories.GraphFormats, ", "))
 		return exitUsage
 	}
-	story, _, err := stories.LoadFile(pos[0], stories.Options{Registry: nodes.NewRegistry(nodes.Options{})})
+	reg, err := newRegistry(nodes.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "storyflow graph: %v\n", err)
+		return exitFail
+	}
+	story, _, err := stories.LoadFile(pos[0], stories.Options{Registry: reg})
 	if err != nil {
 		var le *engine.LintError
 		if errors.As(err, &le) {
@@ -76,7 +81,12 @@ func runSchema(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "storyflow schema: takes no arguments")
 		return exitUsage
 	}
-	b, err := stories.Schema(nodes.NewRegistry(nodes.Options{}))
+	reg, err := newRegistry(nodes.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "storyflow schema: %v\n", err)
+		return exitFail
+	}
+	b, err := stories.Schema(reg)
 	if err != nil {
 		fmt.Fprintf(stderr, "storyflow schema: %v\n", err)
 		return exitFail

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func runTest(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "storyflow test: %v\n", err)
 		return exitFail
 	}
-	r := storytest.NewRunner(storytest.Options{MaxSteps: *maxSteps})
+	r := storytest.NewRunner(storytest.Options{MaxSteps: *maxSteps, Register: registerExtra})
 	code := exitOK
 	for _, f := range files {
 		fr := r.RunFile(context.Background(), f)

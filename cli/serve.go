@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -139,7 +139,8 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		StoryEnv: env, ExprBudget: engine.Budget{Memory: *exprMemory, Time: *exprTime},
 		MaxAttributes: *maxAttrs, StoryCacheBytes: *storyCache, Webhooks: hooks,
 		CORSOrigins: splitList(*corsOrigins), SessionIdle: *sessionIdle, TrustedProxies: splitList(*trustedProxies),
-		Rates: api.RateLimits{Session: *rateSession, IP: *rateIP, Window: *rateWindow},
+		Rates:    api.RateLimits{Session: *rateSession, IP: *rateIP, Window: *rateWindow},
+		Register: registerExtra,
 	})
 	if err != nil {
 		log.Error("start server", "err", err)

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -77,7 +77,14 @@ func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 // validateFile loads one story with the default registry.
 func validateFile(file string, env []string) fileReport {
 	r := fileReport{File: file, Lints: []engine.Lint{}}
-	_, warnings, err := stories.LoadFile(file, stories.Options{Registry: nodes.NewRegistry(nodes.Options{}), Env: env})
+	reg, err := newRegistry(nodes.Options{})
+	if err != nil {
+		r.OK = false
+		r.Errors = 1
+		r.Lints = append(r.Lints, engine.Lint{File: file, Line: 1, Column: 1, Message: err.Error()})
+		return r
+	}
+	_, warnings, err := stories.LoadFile(file, stories.Options{Registry: reg, Env: env})
 	var le *engine.LintError
 	switch {
 	case errors.As(err, &le):
