@@ -328,6 +328,13 @@ func TestStudioSupport(t *testing.T) {
 	if pos := p.text("#replay-pos"); pos != "Turn 3 of 3" || !slices.Equal(current, []string{"anything_else"}) {
 		t.Errorf("after two steps: %q, current %v", pos, current)
 	}
+	// Save as test: the chat's test case (GET /v1/chats/:id/test) is fetched
+	// and offered as a download.
+	p.do(click("#replay-test"), wait(`#replay-test[data-saved]`))
+	noErrors(p)
+	if n := eval[string](p, `document.querySelector("#replay-test").dataset.saved`); n == "" || n == "0" {
+		t.Errorf("save as test: %q bytes", n)
+	}
 }
 
 // TestStudioLargeStory draws a 200-node story: every node is drawn, and the

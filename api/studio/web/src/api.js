@@ -45,6 +45,7 @@ export const api = {
   send: (chatId, input) => call("POST", `/v1/chats/${enc(chatId)}/messages`, input),
   chats: (storyId) => call("GET", `/v1/chats?storyId=${enc(storyId)}&limit=1000`),
   chat: (chatId, after = 0) => call("GET", `/v1/chats/${enc(chatId)}?after=${after}`),
+  chatTest: (chatId) => call("GET", `/v1/chats/${enc(chatId)}/test`, undefined, { raw: true }),
 };
 
 // fullChat reads a chat and its whole transcript, page by page (at most

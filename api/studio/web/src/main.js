@@ -408,6 +408,23 @@ async function openReplay(chatId) {
   showTab("replay");
 }
 
+// saveTest downloads a stored chat as a story test case (GET
+// /v1/chats/:id/test): its webhook answers as mocks, personal data marked
+// for redaction.
+async function saveTest(chat) {
+  let yaml;
+  try {
+    yaml = await api.chatTest(chat.id);
+  } catch (err) {
+    return fail(err);
+  }
+  const a = h("a", { href: URL.createObjectURL(new Blob([yaml], { type: "application/yaml" })), download: `${chat.storyId}-${chat.id}.test.yaml` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  $("replay-test").dataset.saved = String(yaml.length);
+}
+
 function why(s) {
   const g = state.story.graph;
   const type = nodeOf(s.node)?.type || "?";
@@ -455,7 +472,8 @@ function showTurn(i) {
       h("div", { class: "replay-nav" },
         h("button", { type: "button", id: "replay-prev", disabled: r.at === 0, onclick: () => showTurn(r.at - 1) }, "◀ Prev"),
         h("span", { id: "replay-pos" }, `Turn ${r.at + 1} of ${r.turns.length}`),
-        h("button", { type: "button", id: "replay-next", disabled: r.at >= r.turns.length - 1, onclick: () => showTurn(r.at + 1) }, "Next ▶"))),
+        h("button", { type: "button", id: "replay-next", disabled: r.at >= r.turns.length - 1, onclick: () => showTurn(r.at + 1) }, "Next ▶"),
+        h("button", { type: "button", id: "replay-test", title: "this chat as a story test case (storyflow test)", onclick: () => saveTest(r.chat) }, "Save as test"))),
     h("ol", { class: "turns" }, r.turns.map((tt, k) => h("li", {
       class: k === r.at ? "active" : "", onclick: () => showTurn(k),
     }, tt.input ? inputLabel(tt.input) : k === 0 ? "start" : "—"))),
