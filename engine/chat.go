@@ -35,6 +35,8 @@ type Chat struct {
 	// its last entry.
 	Seq   int64  `json:"seq" bson:"seq"`
 	Error string `json:"error,omitempty" bson:"error,omitempty"`
+	// Task is the chat's latest hand-off task (nil: none yet).
+	Task *Task `json:"task,omitempty" bson:"task,omitempty"`
 	// Waiting tells whether the chat waits for input at Node.
 	Waiting   bool      `json:"waiting" bson:"waiting"`
 	CreatedAt time.Time `json:"createdAt" bson:"createdAt"`

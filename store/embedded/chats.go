@@ -160,7 +160,7 @@ func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored *cachedRecord,
 
 // CreateChat implements store.Store.
 func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
-	if err := s.createChat(c); err != nil {
+	if err := s.createChatWith(c, nil); err != nil {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
 	c.Rev = 1
@@ -169,7 +169,8 @@ func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
 	return nil
 }
 
-func (s *Store) createChat(c *engine.Chat) error {
+// createChatWith creates c; extra (if set) adds to the chat's batch.
+func (s *Store) createChatWith(c *engine.Chat, extra func(*pebble.Batch) error) error {
 	if err := checkID(c.ID); err != nil {
 		return err
 	}
@@ -197,6 +198,11 @@ func (s *Store) createChat(c *engine.Chat) error {
 	if err := s.writeChat(b, c, cur, rec, meta, nil); err != nil {
 		return err
 	}
+	if extra != nil {
+		if err := extra(b); err != nil {
+			return err
+		}
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
@@ -206,7 +212,7 @@ func (s *Store) createChat(c *engine.Chat) error {
 
 // UpdateChat implements store.Store.
 func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Reply) error {
-	if err := s.updateChat(ctx, c, reply); err != nil {
+	if err := s.updateChatWith(ctx, c, reply, nil); err != nil {
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
 	}
 	c.Rev++
@@ -215,7 +221,8 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	return nil
 }
 
-func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Reply) error {
+// updateChatWith updates c; extra (if set) adds to the chat's batch.
+func (s *Store) updateChatWith(ctx context.Context, c *engine.Chat, reply *store.Reply, extra func(*pebble.Batch) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -251,6 +258,11 @@ func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	defer b.Close()
 	if err := s.writeChat(b, c, cur, rec, meta, replyData); err != nil {
 		return err
+	}
+	if extra != nil {
+		if err := extra(b); err != nil {
+			return err
+		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err

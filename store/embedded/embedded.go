@@ -56,6 +56,7 @@ type Store struct {
 	connMu  sync.Mutex // serialises connection writes
 	seed    maphash.Seed
 	chatMu  [stripes]sync.Mutex
+	out     outbox
 }
 
 // Options configure the store. The zero value is the safest: every write

@@ -18,6 +18,9 @@ import (
 // json.Marshal writes for engine.Chat, without reflection; false when c
 // holds a string or time it leaves to json.Marshal.
 func appendChat(b []byte, c *engine.Chat) ([]byte, bool) {
+	if c.Task != nil {
+		return b, false
+	}
 	var ok bool
 	field := func(name string, s string) {
 		if ok {

@@ -20,6 +20,9 @@ import (
 // plainChat returns the chat that decoding c's record at rev gives
 // (without transcript), or false if it cannot tell.
 func plainChat(c *engine.Chat, rev int64) (*engine.Chat, bool) {
+	if c.Task != nil {
+		return nil, false
+	}
 	cc := *c
 	for _, s := range []string{cc.ID, cc.StoryID, cc.Node, string(cc.Status), cc.UserID, cc.ExternalID, cc.Error} {
 		if !utf8.ValidString(s) {

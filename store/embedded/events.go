@@ -1,0 +1,496 @@
+package lsm
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/store"
+)
+
+// The outbox and event webhooks. Keys:
+//
+//	e\0<order 12 BE>              outbox event (JSON store.Event)
+//	v\0<subscription>             subscription (JSON)
+//	d\0<delivery>                 delivery (JSON)
+//	q\0<nextAt 8 BE>\0<delivery>  a pending delivery, by next try
+//	x\0<subscription>\0<delivery> a subscription's deliveries
+//
+// One process owns the data directory, so leases live in memory: after a
+// restart nothing is leased, which is right, since the old owner is gone.
+
+var _ store.Outbox = (*Store)(nil)
+
+// outbox is the in-memory side of the outbox: event order and leases.
+type outbox struct {
+	mu      sync.Mutex
+	last    uint64 // last order number handed out
+	leases  map[string]lease // by event or delivery id
+	keys    map[string][]byte
+	delivMu sync.Mutex // serialises delivery writes
+}
+
+type lease struct {
+	owner string
+	until time.Time
+}
+
+func (o *outbox) init() {
+	if o.leases == nil {
+		o.leases = map[string]lease{}
+		o.keys = map[string][]byte{}
+	}
+}
+
+// held tells whether id is leased by someone other than owner at now.
+func (o *outbox) held(id, owner string, now time.Time) bool {
+	l, ok := o.leases[id]
+	return ok && l.owner != owner && now.Before(l.until)
+}
+
+// eventKeys returns the keys of evs, numbered on in order.
+func (s *Store) eventKeys(evs []store.Event) ([][]byte, [][]byte, error) {
+	keys := make([][]byte, len(evs))
+	vals := make([][]byte, len(evs))
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	for i := range evs {
+		data, err := json.Marshal(&evs[i])
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode event %s: %w", evs[i].Name, err)
+		}
+		n := max(s.out.last+1, uint64(time.Now().UnixNano()))
+		s.out.last = n
+		k := binary.BigEndian.AppendUint64(append(key('e'), 0), n)
+		keys[i], vals[i] = k, data
+	}
+	return keys, vals, nil
+}
+
+func setAll(b *pebble.Batch, keys, vals [][]byte) error {
+	for i := range keys {
+		if err := b.Set(keys[i], vals[i], nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateChatEvents implements store.Outbox.
+func (s *Store) CreateChatEvents(ctx context.Context, c *engine.Chat, evs []store.Event) error {
+	keys, vals, err := s.eventKeys(evs)
+	if err != nil {
+		return err
+	}
+	if err := s.createChatWith(c, func(b *pebble.Batch) error { return setAll(b, keys, vals) }); err != nil {
+		return fmt.Errorf("create chat %q: %w", c.ID, err)
+	}
+	c.Rev = 1
+	s.windows.Put(c.ID, 1, c.Seq, c.Transcript)
+	c.Transcript = slices.Clip(c.Transcript)
+	return nil
+}
+
+// UpdateChatEvents implements store.Outbox.
+func (s *Store) UpdateChatEvents(ctx context.Context, c *engine.Chat, reply *store.Reply, evs []store.Event) error {
+	keys, vals, err := s.eventKeys(evs)
+	if err != nil {
+		return err
+	}
+	if err := s.updateChatWith(ctx, c, reply, func(b *pebble.Batch) error { return setAll(b, keys, vals) }); err != nil {
+		return fmt.Errorf("update chat %q: %w", c.ID, err)
+	}
+	c.Rev++
+	s.windows.Put(c.ID, c.Rev, c.Seq, c.Transcript)
+	c.Transcript = slices.Clip(c.Transcript)
+	return nil
+}
+
+// AppendEvents implements store.Outbox.
+func (s *Store) AppendEvents(ctx context.Context, evs []store.Event) error {
+	keys, vals, err := s.eventKeys(evs)
+	if err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := setAll(b, keys, vals); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	return nil
+}
+
+// ClaimEvents implements store.Outbox.
+func (s *Store) ClaimEvents(ctx context.Context, owner string, until time.Time, max int) ([]store.Event, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	now := time.Now()
+	p := append(key('e'), 0)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upper(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	s.out.init()
+	blocked := map[string]bool{}
+	var out []store.Event
+	for ok := it.First(); ok && len(out) < max; ok = it.Next() {
+		var e store.Event
+		if err := json.Unmarshal(it.Value(), &e); err != nil {
+			return out, fmt.Errorf("decode event: %w", err)
+		}
+		if blocked[e.Stream] && e.Stream != "" {
+			continue
+		}
+		if s.out.held(e.ID, owner, now) {
+			blocked[e.Stream] = true
+			continue
+		}
+		s.out.leases[e.ID] = lease{owner, until}
+		s.out.keys[e.ID] = slices.Clone(it.Key())
+		out = append(out, e)
+	}
+	return out, it.Error()
+}
+
+// DeleteEvents implements store.Outbox.
+func (s *Store) DeleteEvents(ctx context.Context, ids []string) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	s.out.init()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, id := range ids {
+		if k, ok := s.out.keys[id]; ok {
+			if err := b.Delete(k, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("delete events: %w", err)
+	}
+	for _, id := range ids {
+		delete(s.out.keys, id)
+		delete(s.out.leases, id)
+	}
+	return nil
+}
+
+// Subscriptions.
+
+// CreateSubscription implements store.Outbox.
+func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription) error {
+	if sub.ID == "" {
+		sub.ID = store.NewID()
+	}
+	if err := checkID(sub.ID); err != nil {
+		return err
+	}
+	sub.CreatedAt = now()
+	data, err := json.Marshal(sub)
+	if err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if v, err := get(s.db, key('v', sub.ID)); err != nil {
+		return err
+	} else if v != nil {
+		return store.ErrExists
+	}
+	return s.db.Set(key('v', sub.ID), data, pebble.Sync)
+}
+
+// GetSubscription implements store.Outbox.
+func (s *Store) GetSubscription(ctx context.Context, id string) (store.Subscription, error) {
+	var sub store.Subscription
+	if err := s.enter(); err != nil {
+		return sub, err
+	}
+	defer s.leave()
+	v, err := get(s.db, key('v', id))
+	if err != nil {
+		return sub, err
+	}
+	if v == nil {
+		return sub, fmt.Errorf("subscription %q: %w", id, store.ErrNotFound)
+	}
+	return sub, json.Unmarshal(v, &sub)
+}
+
+// ListSubscriptions implements store.Outbox.
+func (s *Store) ListSubscriptions(ctx context.Context) ([]store.Subscription, error) {
+	var out []store.Subscription
+	err := s.scan(append(key('v'), 0), func(_, v []byte) (bool, error) {
+		var sub store.Subscription
+		if err := json.Unmarshal(v, &sub); err != nil {
+			return false, err
+		}
+		out = append(out, sub)
+		return true, nil
+	})
+	return out, err
+}
+
+// DeleteSubscription implements store.Outbox.
+func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
+	if _, err := s.GetSubscription(ctx, id); err != nil {
+		return err
+	}
+	var ids []string
+	p := append(key('x', id), 0)
+	if err := s.scan(p, func(k, _ []byte) (bool, error) {
+		ids = append(ids, string(k[len(p):]))
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	s.out.delivMu.Lock()
+	defer s.out.delivMu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, did := range ids {
+		d, err := s.delivery(did)
+		if err == nil {
+			_ = b.Delete(queueKey(&d), nil)
+		}
+		_ = b.Delete(key('d', did), nil)
+	}
+	if err := b.DeleteRange(p, upper(p), nil); err != nil {
+		return err
+	}
+	if err := b.Delete(key('v', id), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// scan calls fn with each key and value under prefix p until it returns false.
+func (s *Store) scan(p []byte, fn func(k, v []byte) (bool, error)) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upper(p)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		more, err := fn(it.Key(), it.Value())
+		if err != nil || !more {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Deliveries.
+
+func queueKey(d *store.Delivery) []byte {
+	k := binary.BigEndian.AppendUint64(append(key('q'), 0), uint64(d.NextAt.UnixNano()))
+	return append(append(k, 0), d.ID...)
+}
+
+func (s *Store) delivery(id string) (store.Delivery, error) {
+	var d store.Delivery
+	v, err := get(s.db, key('d', id))
+	if err != nil {
+		return d, err
+	}
+	if v == nil {
+		return d, fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
+	}
+	return d, json.Unmarshal(v, &d)
+}
+
+// putDelivery adds d's records to b; old is its stored version (or nil).
+func putDelivery(b *pebble.Batch, d, old *store.Delivery) error {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if old != nil && old.Status == store.DeliveryPending {
+		if err := b.Delete(queueKey(old), nil); err != nil {
+			return err
+		}
+	}
+	if d.Status == store.DeliveryPending {
+		if err := b.Set(queueKey(d), nil, nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(append(append(key('x', d.SubscriptionID), 0), d.ID...), nil, nil); err != nil {
+		return err
+	}
+	return b.Set(key('d', d.ID), data, nil)
+}
+
+// AddDeliveries implements store.Outbox.
+func (s *Store) AddDeliveries(ctx context.Context, ds []store.Delivery) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	s.out.delivMu.Lock()
+	defer s.out.delivMu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for i := range ds {
+		if v, err := get(s.db, key('d', ds[i].ID)); err != nil {
+			return err
+		} else if v != nil {
+			continue
+		}
+		if err := putDelivery(b, &ds[i], nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// ClaimDeliveries implements store.Outbox.
+func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now, until time.Time, max int) ([]store.Delivery, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	p := append(key('q'), 0)
+	hi := binary.BigEndian.AppendUint64(slices.Clone(p), uint64(now.UnixNano())+1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	s.out.init()
+	var out []store.Delivery
+	for ok := it.First(); ok && len(out) < max; ok = it.Next() {
+		k := it.Key()
+		id := string(k[len(p)+9:])
+		if s.out.held(id, owner, now) {
+			continue
+		}
+		d, err := s.delivery(id)
+		if err != nil {
+			return out, err
+		}
+		if d.Status != store.DeliveryPending {
+			continue
+		}
+		s.out.leases[id] = lease{owner, until}
+		out = append(out, d)
+	}
+	return out, it.Error()
+}
+
+// SaveDelivery implements store.Outbox.
+func (s *Store) SaveDelivery(ctx context.Context, owner string, d *store.Delivery) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	s.out.mu.Lock()
+	s.out.init()
+	if owner != "" {
+		if l, ok := s.out.leases[d.ID]; !ok || l.owner != owner {
+			s.out.mu.Unlock()
+			return fmt.Errorf("save delivery %q: lease lost: %w", d.ID, store.ErrConflict)
+		}
+	}
+	delete(s.out.leases, d.ID)
+	s.out.mu.Unlock()
+	s.out.delivMu.Lock()
+	defer s.out.delivMu.Unlock()
+	old, err := s.delivery(d.ID)
+	if err != nil {
+		return err
+	}
+	d.UpdatedAt = now()
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := putDelivery(b, d, &old); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// GetDelivery implements store.Outbox.
+func (s *Store) GetDelivery(ctx context.Context, id string) (store.Delivery, error) {
+	if err := s.enter(); err != nil {
+		return store.Delivery{}, err
+	}
+	defer s.leave()
+	return s.delivery(id)
+}
+
+// ListDeliveries implements store.Outbox.
+func (s *Store) ListDeliveries(ctx context.Context, subID string, limit int) ([]store.Delivery, error) {
+	var ids []string
+	p := append(key('x', subID), 0)
+	if err := s.scan(p, func(k, _ []byte) (bool, error) {
+		ids = append(ids, string(k[len(p):]))
+		return true, nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	out := make([]store.Delivery, 0, min(len(ids), limit))
+	for _, id := range ids {
+		d, err := s.delivery(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b store.Delivery) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return -bytes.Compare([]byte(a.ID), []byte(b.ID))
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
