@@ -47,10 +47,15 @@ type turnAnswer struct {
 	Node       string            `json:"node"`
 	Responses  []engine.Response `json:"responses"`
 	Attributes map[string]any    `json:"attributes"`
+	// Task is the chat's open hand-off task.
+	Task *engine.Task `json:"task,omitempty"`
 }
 
 func answerOf(c *engine.Chat, t *engine.Turn) turnAnswer {
 	a := turnAnswer{Status: c.Status, Node: c.Node, Responses: t.Output, Attributes: c.Attributes}
+	if c.Task != nil && c.Task.Status == engine.TaskOpen {
+		a.Task = c.Task
+	}
 	if a.Responses == nil {
 		a.Responses = []engine.Response{}
 	}
@@ -92,6 +97,14 @@ func (a *turnAnswer) encode() ([]byte, error) {
 		if b, err = jsontext.AppendObject(b, a.Attributes); err != nil {
 			return marshal(a)
 		}
+	}
+	if a.Task != nil {
+		task, err := marshal(a.Task)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"task":`...)
+		b = append(b, task...)
 	}
 	return append(b, '}'), nil
 }
@@ -141,7 +154,7 @@ func (s *Server) createChat(c *fiber.Ctx) error {
 	if err != nil {
 		return fmt.Errorf("start chat: %w", err)
 	}
-	if err := s.st.CreateChat(ctx, chat); err != nil {
+	if err := s.createChatRecord(ctx, chat, s.newChatEvents(ctx, chat, t)); err != nil {
 		return fmt.Errorf("create chat: %w", err)
 	}
 	a := answerOf(chat, t)
@@ -247,6 +260,7 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 		if err != nil {
 			return nil, err
 		}
+		before := chat.Status
 		t, err := s.runner.Send(ctx, st, chat, in)
 		switch {
 		case errors.Is(err, engine.ErrChatClosed):
@@ -258,6 +272,7 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 		case err != nil:
 			return nil, fmt.Errorf("turn: %w", err)
 		}
+		evs := turnEvents(chat, t, false, before)
 		a := answerOf(chat, t)
 		body, err := a.encode()
 		if err != nil {
@@ -267,7 +282,7 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 		if messageID != "" {
 			reply = &store.Reply{MessageID: messageID, Body: body}
 		}
-		err = s.st.UpdateChat(ctx, chat, reply)
+		err = s.updateChatRecord(ctx, chat, reply, evs)
 		if err == nil {
 			return body, nil
 		}

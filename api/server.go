@@ -21,6 +21,7 @@ import (
 
 	"github.com/storyflow/storyflow/api/studio"
 	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/events"
 	"github.com/storyflow/storyflow/nodes"
 	"github.com/storyflow/storyflow/store"
 	"github.com/storyflow/storyflow/webhook"
@@ -83,6 +84,10 @@ type Config struct {
 	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For names the client (for rate limits and logs).
 	TrustedProxies []string
+	// Events delivers the outbox's events (optional): the server wakes it
+	// after writes and sends test events with it. Events are written to the
+	// outbox (when the store has one) with or without it.
+	Events *events.Worker
 }
 
 // Server is the HTTP API.
@@ -106,6 +111,10 @@ type Server struct {
 	origins   map[string]bool
 	rates     RateLimits
 	idle      time.Duration
+	// outbox is the store's outbox (nil: the store keeps no events).
+	outbox       store.Outbox
+	events       *events.Worker
+	allowPrivate bool
 
 	// ctx is the parent of every turn: it ends only when Shutdown gives up
 	// waiting, so turns in flight finish.
@@ -180,6 +189,8 @@ func New(cfg Config) (*Server, error) {
 	if s.maxAttrs <= 0 {
 		s.maxAttrs = DefaultMaxAttributes
 	}
+	s.outbox, _ = cfg.Store.(store.Outbox)
+	s.events, s.allowPrivate = cfg.Events, cfg.AllowPrivateWebhooks
 	s.conns = &connections{st: s.st, log: s.log, errs: map[string]string{}}
 	s.reg = nodes.NewRegistry(nodes.Options{
 		AllowPrivateWebhooks: cfg.AllowPrivateWebhooks,
@@ -253,6 +264,22 @@ func (s *Server) routes() {
 	v1.Get("/chats/:chatId", s.getChat)
 	v1.Post("/chats/:chatId/messages", s.postMessage)
 	v1.Get("/chats/:chatId/test", s.chatTest)
+	v1.Post("/chats/:chatId/agent-messages", s.postAgentMessage)
+	v1.Post("/chats/:chatId/resume", s.resumeChat)
+	v1.Get("/tasks", s.listTasks)
+	v1.Patch("/tasks/:id", s.patchTask)
+	v1.Post("/tasks/:id/complete", s.completeTask)
+	v1.Delete("/tasks/:id", s.deleteTask)
+	v1.Get("/contacts/:userId", s.getContact)
+	v1.Put("/contacts/:userId", s.putContact)
+	v1.Delete("/contacts/:userId", s.deleteContact)
+	v1.Post("/event-webhooks", s.createSubscription)
+	v1.Get("/event-webhooks", s.listSubscriptions)
+	v1.Get("/event-webhooks/:id", s.getSubscription)
+	v1.Delete("/event-webhooks/:id", s.deleteSubscription)
+	v1.Get("/event-webhooks/:id/deliveries", s.listDeliveries)
+	v1.Post("/event-webhooks/:id/deliveries/:deliveryId/replay", s.replayDelivery)
+	v1.Post("/event-webhooks/:id/test", s.testSubscription)
 
 	v2 := app.Group("/v2/integrations/webhook", s.auth)
 	v2.Get("/", s.listConnections)

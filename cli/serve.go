@@ -21,6 +21,7 @@ import (
 
 	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/events"
 	"github.com/storyflow/storyflow/store"
 	"github.com/storyflow/storyflow/store/embedded"
 	"github.com/storyflow/storyflow/store/mongo"
@@ -134,10 +135,12 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	hooks := webhook.NewClient(webhook.Options{AllowPrivate: *allowPrivate, Logger: log,
 		MaxInFlight: orNone(*maxInFlight), BreakerFailures: orNone(*breakerFailures)})
 	defer hooks.Close()
+	worker, stopWorker := startEvents(st, hooks, log)
+	defer stopWorker()
 	srv, err := api.New(api.Config{
 		Store: st, Token: *token, AllowPrivateWebhooks: *allowPrivate, MaxSteps: *maxSteps, Logger: log,
 		StoryEnv: env, ExprBudget: engine.Budget{Memory: *exprMemory, Time: *exprTime},
-		MaxAttributes: *maxAttrs, StoryCacheBytes: *storyCache, Webhooks: hooks,
+		MaxAttributes: *maxAttrs, StoryCacheBytes: *storyCache, Webhooks: hooks, Events: worker,
 		CORSOrigins: splitList(*corsOrigins), SessionIdle: *sessionIdle, TrustedProxies: splitList(*trustedProxies),
 		Rates:    api.RateLimits{Session: *rateSession, IP: *rateIP, Window: *rateWindow},
 		Register: registerExtra,
@@ -214,6 +217,24 @@ func orNone(n int) int {
 		return -1
 	}
 	return n
+}
+
+// startEvents runs the event delivery worker when the store keeps events;
+// stop ends it and waits for it.
+func startEvents(st store.Store, hooks *webhook.Client, log *slog.Logger) (w *events.Worker, stop func()) {
+	ob, ok := st.(store.Outbox)
+	if !ok {
+		log.Warn("events: this store keeps no events; emit, hand-off and conversation events are not delivered")
+		return nil, func() {}
+	}
+	w = events.New(events.Options{Store: ob, HTTP: hooks.HTTP(), Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Run(ctx)
+	}()
+	return w, func() { cancel(); <-done }
 }
 
 // gcPercent is the server's GC target unless GOGC is set.

@@ -96,6 +96,10 @@ type Outbox interface {
 	CreateChatEvents(ctx context.Context, c *engine.Chat, evs []Event) error
 	// UpdateChatEvents is UpdateChat that also appends evs to the outbox.
 	UpdateChatEvents(ctx context.Context, c *engine.Chat, reply *Reply, evs []Event) error
+	// EraseChat is UpdateChat (without reply) that also runs EraseEntry on
+	// every stored transcript entry of the chat, in the same atomic write;
+	// the caller erases c itself (attributes, user, c.Transcript).
+	EraseChat(ctx context.Context, c *engine.Chat, evs []Event) error
 	// AppendEvents appends events that no chat write causes.
 	AppendEvents(ctx context.Context, evs []Event) error
 	// ClaimEvents leases up to max outbox events to owner until until: the
@@ -125,4 +129,24 @@ type Outbox interface {
 	// ListDeliveries returns a subscription's deliveries, newest first, at
 	// most limit.
 	ListDeliveries(ctx context.Context, subID string, limit int) ([]Delivery, error)
+}
+
+// Erased replaces erased text.
+const Erased = "[erased]"
+
+// EraseEntry replaces what a transcript entry says (the user's input, the
+// bot's or agent's response, a model call's metadata) with Erased,
+// keeping its place: seq, sender, node, time, response type.
+func EraseEntry(e *engine.Entry) {
+	if e.Input != nil {
+		e.Input = &engine.Input{Text: Erased}
+	}
+	if e.Response != nil {
+		e.Response = &engine.Response{Type: engine.TypeText, Delay: e.Response.Delay, Message: Erased}
+	}
+	if e.Call != nil {
+		c := *e.Call
+		c.Metadata = nil
+		e.Call = &c
+	}
 }

@@ -142,6 +142,8 @@ type Reply struct {
 type ChatFilter struct {
 	StoryID string
 	Status  engine.Status
+	// UserID selects one user's chats (contacts).
+	UserID string
 	// Limit caps the result (0: DefaultLimit).
 	Limit int
 	// After is a chat id: only chats with greater ids (paging).

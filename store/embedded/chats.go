@@ -435,6 +435,14 @@ func (s *Store) listChats(f store.ChatFilter) ([]*engine.Chat, error) {
 	if f.After != "" {
 		lower = append(key('m', f.After), 0) // the least key above After's
 	}
+	if f.UserID != "" {
+		// The user index: u\0<user>\0<chat> (outbox.go).
+		prefix = append(key('u', f.UserID), 0)
+		lower = prefix
+		if f.After != "" {
+			lower = append(append(slices.Clone(prefix), f.After...), 0)
+		}
+	}
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper(prefix)})
@@ -444,9 +452,17 @@ func (s *Store) listChats(f store.ChatFilter) ([]*engine.Chat, error) {
 	defer it.Close()
 	var list []*engine.Chat
 	for ok := it.First(); ok && len(list) < limit; ok = it.Next() {
-		id := string(it.Key()[2:])
+		id := string(it.Key()[len(prefix):])
 		var m chatMeta
-		if err := json.Unmarshal(it.Value(), &m); err != nil {
+		if f.UserID != "" {
+			mv, err := get(snap, key('m', id))
+			if err != nil || mv == nil {
+				continue
+			}
+			if err := json.Unmarshal(mv, &m); err != nil {
+				return nil, fmt.Errorf("decode chat %q: %w", id, err)
+			}
+		} else if err := json.Unmarshal(it.Value(), &m); err != nil {
 			return nil, fmt.Errorf("decode chat %q: %w", id, err)
 		}
 		if (f.StoryID != "" && m.StoryID != f.StoryID) || (f.Status != "" && m.Status != f.Status) {
@@ -462,6 +478,9 @@ func (s *Store) listChats(f store.ChatFilter) ([]*engine.Chat, error) {
 		c, err := decodeChat(v)
 		if err != nil {
 			return nil, fmt.Errorf("decode chat %q: %w", id, err)
+		}
+		if f.UserID != "" && c.UserID != f.UserID {
+			continue
 		}
 		list = append(list, c)
 	}

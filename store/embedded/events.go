@@ -91,7 +91,13 @@ func (s *Store) CreateChatEvents(ctx context.Context, c *engine.Chat, evs []stor
 	if err != nil {
 		return err
 	}
-	if err := s.createChatWith(c, func(b *pebble.Batch) error { return setAll(b, keys, vals) }); err != nil {
+	extra := func(b *pebble.Batch) error {
+		if err := b.Set(userKey(c.UserID, c.ID), nil, nil); err != nil {
+			return err
+		}
+		return setAll(b, keys, vals)
+	}
+	if err := s.createChatWith(c, extra); err != nil {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
 	c.Rev = 1
@@ -108,6 +114,65 @@ func (s *Store) UpdateChatEvents(ctx context.Context, c *engine.Chat, reply *sto
 	}
 	if err := s.updateChatWith(ctx, c, reply, func(b *pebble.Batch) error { return setAll(b, keys, vals) }); err != nil {
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
+	}
+	c.Rev++
+	s.windows.Put(c.ID, c.Rev, c.Seq, c.Transcript)
+	c.Transcript = slices.Clip(c.Transcript)
+	return nil
+}
+
+func userKey(user, chat string) []byte { return key('u', user, chat) }
+
+// EraseChat implements store.Outbox.
+func (s *Store) EraseChat(ctx context.Context, c *engine.Chat, evs []store.Event) error {
+	keys, vals, err := s.eventKeys(evs)
+	if err != nil {
+		return err
+	}
+	extra := func(b *pebble.Batch) error {
+		v, err := get(s.db, key('c', c.ID))
+		if err != nil || v == nil {
+			return fmt.Errorf("read chat: %v", err)
+		}
+		old, err := decodeChat(v)
+		if err != nil {
+			return err
+		}
+		if old.UserID != c.UserID {
+			if err := b.Delete(userKey(old.UserID, c.ID), nil); err != nil {
+				return err
+			}
+			if err := b.Set(userKey(c.UserID, c.ID), nil, nil); err != nil {
+				return err
+			}
+		}
+		p := entryPrefix(c.ID)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upper(p)})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			var e engine.Entry
+			if err := json.Unmarshal(it.Value(), &e); err != nil {
+				return fmt.Errorf("decode transcript entry: %w", err)
+			}
+			store.EraseEntry(&e)
+			data, err := json.Marshal(&e)
+			if err != nil {
+				return err
+			}
+			if err := b.Set(slices.Clone(it.Key()), data, nil); err != nil {
+				return err
+			}
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		return setAll(b, keys, vals)
+	}
+	if err := s.updateChatWith(ctx, c, nil, extra); err != nil {
+		return fmt.Errorf("erase chat %q: %w", c.ID, err)
 	}
 	c.Rev++
 	s.windows.Put(c.ID, c.Rev, c.Seq, c.Transcript)

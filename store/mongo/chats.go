@@ -534,6 +534,9 @@ func (s *Store) ListChats(ctx context.Context, f store.ChatFilter) ([]*engine.Ch
 	if f.StoryID != "" {
 		filter = append(filter, bson.E{Key: "storyId", Value: f.StoryID})
 	}
+	if f.UserID != "" {
+		filter = append(filter, bson.E{Key: "chat.userId", Value: f.UserID})
+	}
 	if f.Status != "" {
 		filter = append(filter, bson.E{Key: "status", Value: string(f.Status)})
 	}
