@@ -33,7 +33,7 @@ var _ store.Outbox = (*Store)(nil)
 // outbox is the in-memory side of the outbox: event order and leases.
 type outbox struct {
 	mu      sync.Mutex
-	last    uint64 // last order number handed out
+	last    uint64           // last order number handed out
 	leases  map[string]lease // by event or delivery id
 	keys    map[string][]byte
 	delivMu sync.Mutex // serialises delivery writes
