@@ -14,7 +14,7 @@ import (
 
 	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/events"
-	"github.com/storyflow/storyflow/store/lsm"
+	"github.com/storyflow/storyflow/store/embedded"
 	"github.com/storyflow/storyflow/webhook"
 )
 
@@ -90,7 +90,7 @@ func (h *hookLog) names() []string {
 // delivery worker.
 func newEventsEnv(t *testing.T, allowPrivate bool) *env {
 	t.Helper()
-	st, err := lsm.Open(t.TempDir())
+	st, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

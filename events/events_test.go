@@ -12,7 +12,7 @@ import (
 
 	"github.com/storyflow/storyflow/events"
 	"github.com/storyflow/storyflow/store"
-	"github.com/storyflow/storyflow/store/lsm"
+	"github.com/storyflow/storyflow/store/embedded"
 	"github.com/storyflow/storyflow/webhook"
 )
 
@@ -57,9 +57,9 @@ func (r *receiver) all() []received {
 	return append([]received(nil), r.got...)
 }
 
-func open(t *testing.T) *lsm.Store {
+func open(t *testing.T) *embedded.Store {
 	t.Helper()
-	st, err := lsm.Open(t.TempDir())
+	st, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/storyflow/storyflow/events"
 	"github.com/storyflow/storyflow/store"
-	"github.com/storyflow/storyflow/store/lsm"
+	"github.com/storyflow/storyflow/store/embedded"
 	"github.com/storyflow/storyflow/webhook"
 )
 
@@ -22,7 +22,7 @@ func TestReceiver(t *testing.T) {
 	rc := &Receiver{Secret: "whsec", Handle: func(ev Event) { mu.Lock(); got = append(got, ev); mu.Unlock() }}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	st, err := lsm.Open(t.TempDir())
+	st, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

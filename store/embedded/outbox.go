@@ -1,4 +1,4 @@
-package lsm
+package embedded
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/store"
@@ -101,7 +101,7 @@ func (s *Store) CreateChatEvents(ctx context.Context, c *engine.Chat, evs []stor
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
 	c.Rev = 1
-	s.windows.Put(c.ID, 1, c.Seq, c.Transcript)
+	s.cache.putWindow(c.ID, 1, c.Seq, c.Transcript)
 	c.Transcript = slices.Clip(c.Transcript)
 	return nil
 }
@@ -116,7 +116,7 @@ func (s *Store) UpdateChatEvents(ctx context.Context, c *engine.Chat, reply *sto
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
 	}
 	c.Rev++
-	s.windows.Put(c.ID, c.Rev, c.Seq, c.Transcript)
+	s.cache.putWindow(c.ID, c.Rev, c.Seq, c.Transcript)
 	c.Transcript = slices.Clip(c.Transcript)
 	return nil
 }
@@ -175,7 +175,7 @@ func (s *Store) EraseChat(ctx context.Context, c *engine.Chat, evs []store.Event
 		return fmt.Errorf("erase chat %q: %w", c.ID, err)
 	}
 	c.Rev++
-	s.windows.Put(c.ID, c.Rev, c.Seq, c.Transcript)
+	s.cache.putWindow(c.ID, c.Rev, c.Seq, c.Transcript)
 	c.Transcript = slices.Clip(c.Transcript)
 	return nil
 }
