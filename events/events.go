@@ -169,11 +169,14 @@ func (w *Worker) Step(ctx context.Context) (busy bool, err error) {
 
 // fanOut turns claimed outbox events into deliveries.
 func (w *Worker) fanOut(ctx context.Context) (int, error) {
-	now := w.o.Now()
-	evs, err := w.o.Store.ClaimEvents(ctx, w.o.Owner, now.Add(w.o.Lease), batch)
+	evs, err := w.o.Store.ClaimEvents(ctx, w.o.Owner, w.o.Now().Add(w.o.Lease), batch)
 	if err != nil || len(evs) == 0 {
 		return 0, err
 	}
+	// Read the clock after the claim: a stream's next events are fanned out
+	// (by any process) only after this claim ends, so their deliveries
+	// sort after these.
+	now := w.o.Now()
 	subs, err := w.o.Store.ListSubscriptions(ctx)
 	if err != nil {
 		return 0, err
@@ -190,7 +193,7 @@ func (w *Worker) fanOut(ctx context.Context) (int, error) {
 			at := now.Add(time.Duration(i))
 			ds = append(ds, store.Delivery{
 				ID: store.DeliveryID(e.ID, subs[k].ID), SubscriptionID: subs[k].ID, Event: e,
-				Status: store.DeliveryPending, Attempts: []store.Attempt{}, NextAt: at, CreatedAt: at, UpdatedAt: at,
+				Status: store.DeliveryPending, Attempts: []store.Attempt{}, NextAt: at, CreatedAt: at, UpdatedAt: at, Order: at.UnixNano(),
 			})
 		}
 	}

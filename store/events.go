@@ -79,6 +79,9 @@ type Delivery struct {
 	NextAt    time.Time `json:"nextAttemptAt,omitzero" bson:"nextAt"`
 	CreatedAt time.Time `json:"createdAt" bson:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt" bson:"updatedAt"`
+	// Order sorts deliveries due at once (nanoseconds of the fan-out; a
+	// stream's deliveries in its events' order).
+	Order int64 `json:"-" bson:"order"`
 	// LeaseOwner holds the delivery until LeaseUntil (a worker trying it).
 	LeaseOwner string    `json:"-" bson:"leaseOwner,omitempty"`
 	LeaseUntil time.Time `json:"-" bson:"leaseUntil"`

@@ -125,3 +125,90 @@ func TestServeEventsSurviveKill9(t *testing.T) {
 	}
 	t.Logf("%d events queued at kill -9 all arrived after the restart (%d requests)", len(want), sink.after)
 }
+
+// TestServeEventsTwoProcessesOneMongo: two servers share one FerretDB and
+// a subscription; turns go to both; every event arrives once (normal
+// operation: no crash, so no duplicate) and each chat's in order.
+func TestServeEventsTwoProcessesOneMongo(t *testing.T) {
+	uri := mongoURI(t)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	order := map[string][]float64{} // chat → counts in arrival order
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p struct {
+			ID, Event string
+			Data      struct {
+				ChatID     string         `json:"chatId"`
+				Attributes map[string]any `json:"attributes"`
+			}
+		}
+		body, _ := io.ReadAll(r.Body)
+		json.Unmarshal(body, &p)
+		mu.Lock()
+		seen[p.ID]++
+		if p.Event == "conversation.updated" {
+			c, _ := p.Data.Attributes["count"].(float64)
+			order[p.Data.ChatID] = append(order[p.Data.ChatID], c)
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer rcv.Close()
+	stories := storiesDir(t)
+	a := startServe(t, "--mongo", uri, "--stories", stories, "--data", t.TempDir(), "--allow-private-webhooks")
+	b := startServe(t, "--mongo", uri, "--stories", stories, "--data", t.TempDir(), "--allow-private-webhooks")
+	mustCall(t, a.url, "POST", "/v1/event-webhooks", map[string]any{"url": rcv.URL, "events": []string{"*"}}, 201)
+
+	const chats, turns = 4, 15
+	want := 0
+	var wg sync.WaitGroup
+	for c := 0; c < chats; c++ {
+		id := mustCall(t, a.url, "POST", "/v1/chats", map[string]any{"storyId": "counter"}, 201)["chatId"].(string)
+		want++ // conversation.created
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < turns; i++ {
+				srv := a
+				if i%2 == 1 {
+					srv = b
+				}
+				mustCall(t, srv.url, "POST", "/v1/chats/"+id+"/messages", map[string]any{"text": fmt.Sprintf("m%d", i)}, 200)
+			}
+		}()
+		want += turns
+	}
+	wg.Wait()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events arrived\nA:\n%s\nB:\n%s", n, want, a.logs, b.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a duplicate would come now
+	mu.Lock()
+	defer mu.Unlock()
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("event %s arrived %d times", id, k)
+		}
+	}
+	if len(seen) != want {
+		t.Errorf("%d distinct events, want %d", len(seen), want)
+	}
+	for chat, counts := range order {
+		for i := range counts {
+			if counts[i] != float64(i+1) {
+				t.Errorf("chat %s: conversation.updated counts arrived as %v", chat, counts)
+				break
+			}
+		}
+	}
+}

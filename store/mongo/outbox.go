@@ -330,7 +330,7 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []store.Delivery) error {
 // ClaimDeliveries implements store.Outbox.
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now, until time.Time, max int) ([]store.Delivery, error) {
 	cur, err := s.out.deliveries.Find(ctx, bson.D{{Key: "status", Value: store.DeliveryPending}, {Key: "nextAt", Value: bson.D{{Key: "$lte", Value: now}}}},
-		options.Find().SetSort(bson.D{{Key: "nextAt", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(2*max)))
+		options.Find().SetSort(bson.D{{Key: "order", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(2*max)))
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
@@ -339,15 +339,23 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now, until ti
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	out := ds[:0]
+	// A lane is a stream's deliveries to one subscription: once one of them
+	// is held elsewhere, its later ones wait, so that they keep their order.
+	blocked := map[string]bool{}
 	for _, d := range ds {
 		if len(out) >= max {
 			break
+		}
+		lane := d.SubscriptionID + "\x00" + d.Event.Stream
+		if d.Event.Stream != "" && blocked[lane] {
+			continue
 		}
 		ok, err := s.lease(ctx, "dl/"+d.ID, owner, until)
 		if err != nil {
 			return out, fmt.Errorf("claim deliveries: %w", err)
 		}
 		if !ok {
+			blocked[lane] = true
 			continue
 		}
 		// Read again under the lease: another worker may have finished it.
