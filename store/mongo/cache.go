@@ -243,6 +243,15 @@ func (c *chatCache) remove(el *list.Element) {
 	c.size -= it.sn.size
 }
 
+// forget drops a chat from the cache.
+func (c *chatCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.m[id]; ok {
+		c.remove(el)
+	}
+}
+
 // markStale marks the cached chat stale if it is not newer than rev.
 func (c *chatCache) markStale(id string, rev int64) {
 	c.mu.Lock()

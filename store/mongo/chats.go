@@ -1,6 +1,8 @@
 package mongo
 
 import (
+	"time"
+
 	"bytes"
 	"context"
 	"errors"
@@ -63,6 +65,11 @@ type turnDoc struct {
 	StoryID string        `bson:"storyId,omitempty"`
 	Status  engine.Status `bson:"status,omitempty"`
 	Chat    *engine.Chat  `bson:"chat,omitempty"`
+	// The outbox (outbox.go): events written with this revision, until
+	// they are fanned out; the sparse index outbox_outboxAt finds them.
+	Events   []store.Event `bson:"events,omitempty"`
+	Outbox   bool          `bson:"outbox,omitempty"`
+	OutboxAt *time.Time    `bson:"outboxAt,omitempty"`
 }
 
 // headFields are removed from a revision once a newer one exists.
@@ -81,11 +88,16 @@ func chatRange(chatID string, lo, hi int64) bson.D {
 
 // newTurn encodes revision rev of c, with the entries and reply it adds
 // (without _id).
-func newTurn(c *engine.Chat, rev int64, entries []engine.Entry, reply *store.Reply) (bson.Raw, error) {
+func newTurn(c *engine.Chat, rev int64, entries []engine.Entry, reply *store.Reply, evs []store.Event) (bson.Raw, error) {
 	cc := *c
 	cc.Rev, cc.Transcript = rev, nil
-	return bson.Marshal(turnDoc{ChatID: c.ID, Rev: rev, Seq: c.Seq, Entries: entries, Reply: reply,
-		Head: true, StoryID: c.StoryID, Status: c.Status, Chat: &cc})
+	d := turnDoc{ChatID: c.ID, Rev: rev, Seq: c.Seq, Entries: entries, Reply: reply,
+		Head: true, StoryID: c.StoryID, Status: c.Status, Chat: &cc}
+	if len(evs) > 0 {
+		at := evs[0].Time
+		d.Events, d.Outbox, d.OutboxAt = evs, true, &at
+	}
+	return bson.Marshal(d)
 }
 
 // turnSizes are the BSON sizes of a revision's entries and state, for
@@ -142,6 +154,10 @@ func withID(id string, raw bson.Raw) (bson.D, error) {
 
 // CreateChat implements store.Store.
 func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
+	return s.createChat(ctx, c, nil)
+}
+
+func (s *Store) createChat(ctx context.Context, c *engine.Chat, evs []store.Event) error {
 	if c.ID == "" {
 		return errors.New("create chat: empty id")
 	}
@@ -149,7 +165,7 @@ func (s *Store) CreateChat(ctx context.Context, c *engine.Chat) error {
 	if err != nil {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
-	raw, err := newTurn(c, 1, entries, nil)
+	raw, err := newTurn(c, 1, entries, nil, evs)
 	if err != nil {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
@@ -315,6 +331,11 @@ func (s *Store) GetChatForTurn(ctx context.Context, id string) (*engine.Chat, er
 
 // UpdateChat implements store.Store.
 func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Reply) error {
+	return s.updateChat(ctx, c, reply, nil)
+}
+
+// updateChat stores the next revision with its events: one atomic upsert.
+func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Reply, evs []store.Event) error {
 	sn, err := s.snapshot(ctx, c.ID)
 	if err != nil {
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
@@ -336,7 +357,7 @@ func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
 	}
 	rev := c.Rev + 1
-	raw, err := newTurn(c, rev, entries, reply)
+	raw, err := newTurn(c, rev, entries, reply, evs)
 	if err != nil {
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
 	}

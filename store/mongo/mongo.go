@@ -52,6 +52,7 @@ type Store struct {
 	connections *mongo.Collection
 	cache       *chatCache
 	log         *slog.Logger
+	out         outbox
 
 	bg         sync.WaitGroup
 	bgCtx      context.Context
@@ -115,6 +116,7 @@ func OpenWith(ctx context.Context, uri string, o Options) (*Store, error) {
 		connections: db.Collection(collConnections), cache: newChatCache(o.CacheBytes), log: o.Logger,
 		compacting: make(chan struct{}, 4)}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.openOutbox(db)
 	if err := s.createIndexes(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
@@ -147,6 +149,27 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.turns, mongo.IndexModel{
 			Keys:    bson.D{{Key: "head", Value: 1}, {Key: "storyId", Value: 1}, {Key: "chatId", Value: 1}, {Key: "rev", Value: -1}},
 			Options: options.Index().SetName("head_storyId_chatId_rev"),
+		}},
+		// ClaimEvents: find({outbox: true}).sort({outboxAt: 1, _id: 1}); sparse:
+		// only the revisions with undelivered events have the field.
+		{s.turns, mongo.IndexModel{
+			Keys:    bson.D{{Key: "outbox", Value: 1}, {Key: "outboxAt", Value: 1}, {Key: "_id", Value: 1}},
+			Options: options.Index().SetName("outbox_outboxAt").SetSparse(true),
+		}},
+		// ClaimEvents on events no turn wrote (outbox.go's AppendEvents): the same query.
+		{s.out.extra, mongo.IndexModel{
+			Keys:    bson.D{{Key: "outbox", Value: 1}, {Key: "outboxAt", Value: 1}, {Key: "_id", Value: 1}},
+			Options: options.Index().SetName("outbox_outboxAt"),
+		}},
+		// ClaimDeliveries: find({status: "pending", nextAt: {$lte}}).sort({nextAt: 1, _id: 1}).
+		{s.out.deliveries, mongo.IndexModel{
+			Keys:    bson.D{{Key: "status", Value: 1}, {Key: "nextAt", Value: 1}, {Key: "_id", Value: 1}},
+			Options: options.Index().SetName("status_nextAt"),
+		}},
+		// ListDeliveries: find({subscriptionId}).sort({createdAt: -1, _id: -1}); DeleteSubscription.
+		{s.out.deliveries, mongo.IndexModel{
+			Keys:    bson.D{{Key: "subscriptionId", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}},
+			Options: options.Index().SetName("subscriptionId_createdAt"),
 		}},
 		// ListConnections: find({storyId}).sort({_id: 1}).
 		{s.connections, mongo.IndexModel{

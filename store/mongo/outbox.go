@@ -56,13 +56,6 @@ func (s *Store) openOutbox(db *mongo.Database) {
 		deliveries: db.Collection("deliveries"), claimed: map[string]outboxRef{}}
 }
 
-func withEvents(d revDoc, evs []store.Event) revDoc {
-	if len(evs) > 0 {
-		d.Events, d.Outbox, d.OutboxAt = evs, true, evs[0].Time
-	}
-	return d
-}
-
 // CreateChatEvents implements store.Outbox.
 func (s *Store) CreateChatEvents(ctx context.Context, c *engine.Chat, evs []store.Event) error {
 	return s.createChat(ctx, c, evs)
@@ -74,41 +67,59 @@ func (s *Store) UpdateChatEvents(ctx context.Context, c *engine.Chat, reply *sto
 }
 
 // EraseChat implements store.Outbox. On MongoDB it is not one atomic
-// write: the stored entries are erased first, then the chat is updated
-// (with evs), so an erasure cut short is finished by repeating it.
+// write: the entries in the chat's revision documents are erased, the
+// chat is updated (with evs), then the entries are erased again (an
+// update racing with a background compaction on FerretDB, whose updates
+// are not atomic, may have restored some). An erasure cut short is
+// finished by repeating it. This process's cached chat is dropped.
 func (s *Store) EraseChat(ctx context.Context, c *engine.Chat, evs []store.Event) error {
-	cur, err := s.transcripts.Find(ctx, bson.D{{Key: "chatId", Value: c.ID}})
+	if err := s.eraseEntries(ctx, c.ID); err != nil {
+		return fmt.Errorf("erase chat %q: %w", c.ID, err)
+	}
+	if err := s.updateChat(ctx, c, nil, evs); err != nil {
+		return fmt.Errorf("erase chat %q: %w", c.ID, err)
+	}
+	s.cache.forget(c.ID)
+	if err := s.eraseEntries(ctx, c.ID); err != nil {
+		return fmt.Errorf("erase chat %q: %w", c.ID, err)
+	}
+	return nil
+}
+
+// eraseEntries erases the entries of a chat's revision documents.
+func (s *Store) eraseEntries(ctx context.Context, chatID string) error {
+	cur, err := s.turns.Find(ctx, append(chatRange(chatID, 1, maxRev), bson.E{Key: "entries.0", Value: bson.D{{Key: "$exists", Value: true}}}),
+		options.Find().SetProjection(bson.D{{Key: "entries", Value: 1}, {Key: "chatId", Value: 1}, {Key: "rev", Value: 1}}))
 	if err != nil {
-		return fmt.Errorf("erase chat %q: %w", c.ID, err)
+		return err
 	}
-	var docs []entryDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return fmt.Errorf("erase chat %q: %w", c.ID, err)
-	}
-	for _, d := range docs {
-		store.EraseEntry(&d.Entry)
-		if _, err := s.transcripts.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, d); err != nil {
-			return fmt.Errorf("erase chat %q: %w", c.ID, err)
-		}
-	}
-	rcur, err := s.chats.Find(ctx, bson.D{{Key: "chatId", Value: c.ID}, {Key: "entries.0", Value: bson.D{{Key: "$exists", Value: true}}}},
-		options.Find().SetProjection(bson.D{{Key: "entries", Value: 1}}))
-	if err != nil {
-		return fmt.Errorf("erase chat %q: %w", c.ID, err)
-	}
-	var revs []revDoc
-	if err := rcur.All(ctx, &revs); err != nil {
-		return fmt.Errorf("erase chat %q: %w", c.ID, err)
+	var revs []turnDoc
+	if err := cur.All(ctx, &revs); err != nil {
+		return err
 	}
 	for _, r := range revs {
+		changed := false
 		for i := range r.Entries {
+			before := r.Entries[i]
 			store.EraseEntry(&r.Entries[i])
+			changed = changed || !erased(before)
 		}
-		if _, err := s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: r.ID}}, bson.D{{Key: "$set", Value: bson.D{{Key: "entries", Value: r.Entries}}}}); err != nil {
-			return fmt.Errorf("erase chat %q: %w", c.ID, err)
+		if !changed {
+			continue
+		}
+		if _, err := s.turns.UpdateOne(ctx, bson.D{{Key: "_id", Value: r.ID}, {Key: "chatId", Value: chatID}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "entries", Value: r.Entries}}}}); err != nil {
+			return err
 		}
 	}
-	return s.updateChat(ctx, c, nil, evs)
+	return nil
+}
+
+// erased reports whether an entry says nothing but store.Erased.
+func erased(e engine.Entry) bool {
+	return (e.Input == nil || e.Input.Text == store.Erased) &&
+		(e.Response == nil || e.Response.Message == store.Erased) &&
+		(e.Call == nil || e.Call.Metadata == nil)
 }
 
 // AppendEvents implements store.Outbox: one document per event.
@@ -175,7 +186,7 @@ type outboxDoc struct {
 // order of their oldest waiting event.
 func (s *Store) ClaimEvents(ctx context.Context, owner string, until time.Time, max int) ([]store.Event, error) {
 	var out []store.Event
-	for _, coll := range []*mongo.Collection{s.chats, s.out.extra} {
+	for _, coll := range []*mongo.Collection{s.turns, s.out.extra} {
 		cur, err := coll.Find(ctx, bson.D{{Key: "outbox", Value: true}},
 			options.Find().SetSort(bson.D{{Key: "outboxAt", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(4*max)).
 				SetProjection(bson.D{{Key: "events", Value: 1}, {Key: "chatId", Value: 1}}))
@@ -237,8 +248,8 @@ func (s *Store) DeleteEvents(ctx context.Context, ids []string) error {
 	streams := map[string]string{}
 	for r := range refs {
 		var err error
-		if r.coll == s.chats {
-			_, err = s.chats.UpdateOne(ctx, bson.D{{Key: "_id", Value: r.docID}},
+		if r.coll == s.turns {
+			_, err = s.turns.UpdateOne(ctx, bson.D{{Key: "_id", Value: r.docID}},
 				bson.D{{Key: "$unset", Value: bson.D{{Key: "outbox", Value: ""}, {Key: "outboxAt", Value: ""}, {Key: "events", Value: ""}}}})
 		} else {
 			_, err = r.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: r.docID}})
