@@ -70,6 +70,9 @@ type turnDoc struct {
 	Events   []store.Event `bson:"events,omitempty"`
 	Outbox   bool          `bson:"outbox,omitempty"`
 	OutboxAt *time.Time    `bson:"outboxAt,omitempty"`
+	// Erased: EraseChat wrote this revision; a cache that holds the
+	// chat from before reads it anew.
+	Erased bool `bson:"erased,omitempty"`
 }
 
 // headFields are removed from a revision once a newer one exists.
@@ -88,11 +91,11 @@ func chatRange(chatID string, lo, hi int64) bson.D {
 
 // newTurn encodes revision rev of c, with the entries and reply it adds
 // (without _id).
-func newTurn(c *engine.Chat, rev int64, entries []engine.Entry, reply *store.Reply, evs []store.Event) (bson.Raw, error) {
+func newTurn(c *engine.Chat, rev int64, entries []engine.Entry, reply *store.Reply, evs []store.Event, erased bool) (bson.Raw, error) {
 	cc := *c
 	cc.Rev, cc.Transcript = rev, nil
 	d := turnDoc{ChatID: c.ID, Rev: rev, Seq: c.Seq, Entries: entries, Reply: reply,
-		Head: true, StoryID: c.StoryID, Status: c.Status, Chat: &cc}
+		Head: true, StoryID: c.StoryID, Status: c.Status, Chat: &cc, Erased: erased}
 	if len(evs) > 0 {
 		at := evs[0].Time
 		d.Events, d.Outbox, d.OutboxAt = evs, true, &at
@@ -165,7 +168,7 @@ func (s *Store) createChat(ctx context.Context, c *engine.Chat, evs []store.Even
 	if err != nil {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
-	raw, err := newTurn(c, 1, entries, nil, evs)
+	raw, err := newTurn(c, 1, entries, nil, evs, false)
 	if err != nil {
 		return fmt.Errorf("create chat %q: %w", c.ID, err)
 	}
@@ -288,6 +291,9 @@ func (s *Store) catchUp(ctx context.Context, id string, sn *snap) (*snap, error)
 	next := sn.fresh()
 	for _, raw := range raws {
 		d, sizes, err := decodeTurn(raw)
+		if err == nil && d.Erased {
+			return s.load(ctx, id) // the cached entries were erased
+		}
 		if err == nil {
 			next, err = next.apply(d, sizes)
 		}
@@ -331,11 +337,11 @@ func (s *Store) GetChatForTurn(ctx context.Context, id string) (*engine.Chat, er
 
 // UpdateChat implements store.Store.
 func (s *Store) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Reply) error {
-	return s.updateChat(ctx, c, reply, nil)
+	return s.updateChat(ctx, c, reply, nil, false)
 }
 
 // updateChat stores the next revision with its events: one atomic upsert.
-func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Reply, evs []store.Event) error {
+func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Reply, evs []store.Event, erased bool) error {
 	sn, err := s.snapshot(ctx, c.ID)
 	if err != nil {
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
@@ -357,7 +363,7 @@ func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
 	}
 	rev := c.Rev + 1
-	raw, err := newTurn(c, rev, entries, reply, evs)
+	raw, err := newTurn(c, rev, entries, reply, evs, erased)
 	if err != nil {
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
 	}
@@ -399,7 +405,7 @@ func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 // next read catches up on all newer revisions at once.
 func (s *Store) conflict(id string, sn *snap, raw bson.Raw) {
 	d, sizes, err := decodeTurn(raw)
-	if err != nil {
+	if err != nil || d.Erased {
 		s.cache.markStale(id, sn.chat.Rev)
 		return
 	}

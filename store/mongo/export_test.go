@@ -22,7 +22,7 @@ func (s *Store) Seed(ctx context.Context, c *engine.Chat, n int, step func(c *en
 		if err != nil {
 			return err
 		}
-		raw, err := newTurn(c, c.Rev+1, entries, nil, nil)
+		raw, err := newTurn(c, c.Rev+1, entries, nil, nil, false)
 		if err != nil {
 			return err
 		}

@@ -63,7 +63,7 @@ func (s *Store) CreateChatEvents(ctx context.Context, c *engine.Chat, evs []stor
 
 // UpdateChatEvents implements store.Outbox.
 func (s *Store) UpdateChatEvents(ctx context.Context, c *engine.Chat, reply *store.Reply, evs []store.Event) error {
-	return s.updateChat(ctx, c, reply, evs)
+	return s.updateChat(ctx, c, reply, evs, false)
 }
 
 // EraseChat implements store.Outbox. On MongoDB it is not one atomic
@@ -71,12 +71,13 @@ func (s *Store) UpdateChatEvents(ctx context.Context, c *engine.Chat, reply *sto
 // chat is updated (with evs), then the entries are erased again (an
 // update racing with a background compaction on FerretDB, whose updates
 // are not atomic, may have restored some). An erasure cut short is
-// finished by repeating it. This process's cached chat is dropped.
+// finished by repeating it. This process's cached chat is dropped; the
+// revision is marked erased, so other processes' caches read the chat anew.
 func (s *Store) EraseChat(ctx context.Context, c *engine.Chat, evs []store.Event) error {
 	if err := s.eraseEntries(ctx, c.ID); err != nil {
 		return fmt.Errorf("erase chat %q: %w", c.ID, err)
 	}
-	if err := s.updateChat(ctx, c, nil, evs); err != nil {
+	if err := s.updateChat(ctx, c, nil, evs, true); err != nil {
 		return fmt.Errorf("erase chat %q: %w", c.ID, err)
 	}
 	s.cache.forget(c.ID)
