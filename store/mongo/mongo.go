@@ -150,6 +150,11 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			Keys:    bson.D{{Key: "head", Value: 1}, {Key: "storyId", Value: 1}, {Key: "chatId", Value: 1}, {Key: "rev", Value: -1}},
 			Options: options.Index().SetName("head_storyId_chatId_rev"),
 		}},
+		// ListChats by user (contacts): find({head: true, "chat.userId"[, ...]}).sort({chatId: 1, rev: -1}).
+		{s.turns, mongo.IndexModel{
+			Keys:    bson.D{{Key: "head", Value: 1}, {Key: "chat.userId", Value: 1}, {Key: "chatId", Value: 1}, {Key: "rev", Value: -1}},
+			Options: options.Index().SetName("head_userId_chatId_rev"),
+		}},
 		// ClaimEvents: find({outbox: true}).sort({outboxAt: 1, _id: 1}); sparse:
 		// only the revisions with undelivered events have the field.
 		{s.turns, mongo.IndexModel{
@@ -161,10 +166,10 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			Keys:    bson.D{{Key: "outbox", Value: 1}, {Key: "outboxAt", Value: 1}, {Key: "_id", Value: 1}},
 			Options: options.Index().SetName("outbox_outboxAt"),
 		}},
-		// ClaimDeliveries: find({status: "pending", nextAt: {$lte}}).sort({nextAt: 1, _id: 1}).
+		// ClaimDeliveries: find({status: "pending", nextAt: {$lte}}).sort({order: 1, _id: 1}).
 		{s.out.deliveries, mongo.IndexModel{
-			Keys:    bson.D{{Key: "status", Value: 1}, {Key: "nextAt", Value: 1}, {Key: "_id", Value: 1}},
-			Options: options.Index().SetName("status_nextAt"),
+			Keys:    bson.D{{Key: "status", Value: 1}, {Key: "order", Value: 1}, {Key: "_id", Value: 1}},
+			Options: options.Index().SetName("status_order"),
 		}},
 		// ListDeliveries: find({subscriptionId}).sort({createdAt: -1, _id: -1}); DeleteSubscription.
 		{s.out.deliveries, mongo.IndexModel{
