@@ -179,7 +179,7 @@ type subscriptionItem struct {
 	CreatedAt time.Time         `json:"createdAt"`
 }
 
-func itemOf(sub *store.Subscription) subscriptionItem {
+func subscriptionItemOf(sub *store.Subscription) subscriptionItem {
 	return subscriptionItem{ID: sub.ID, URL: sub.URL, Events: sub.Events, Headers: sub.Headers, Signed: sub.Secret != "", CreatedAt: sub.CreatedAt}
 }
 
@@ -254,7 +254,7 @@ func (s *Server) createSubscription(c *fiber.Ctx) error {
 	if err := ob.CreateSubscription(ctx, &sub); err != nil {
 		return fmt.Errorf("create event webhook: %w", err)
 	}
-	return c.Status(http.StatusCreated).JSON(itemOf(&sub))
+	return c.Status(http.StatusCreated).JSON(subscriptionItemOf(&sub))
 }
 
 // listSubscriptions: GET /v1/event-webhooks.
@@ -271,7 +271,7 @@ func (s *Server) listSubscriptions(c *fiber.Ctx) error {
 	}
 	out := make([]subscriptionItem, 0, len(subs))
 	for i := range subs {
-		out = append(out, itemOf(&subs[i]))
+		out = append(out, subscriptionItemOf(&subs[i]))
 	}
 	return c.JSON(out)
 }
@@ -299,7 +299,7 @@ func (s *Server) getSubscription(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(itemOf(&sub))
+	return c.JSON(subscriptionItemOf(&sub))
 }
 
 // deleteSubscription: DELETE /v1/event-webhooks/:id (its deliveries too).
