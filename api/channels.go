@@ -11,6 +11,8 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/storyflow/storyflow/stories"
 )
 
 // Defaults of the widget route's rate limits.
@@ -168,7 +170,7 @@ func (l *limiterStorage) Close() error { return nil }
 // channelStory returns the :storyId of a channel route.
 func channelStory(c *fiber.Ctx) (string, error) {
 	id := c.Params("storyId")
-	if !storyIDRe.MatchString(id) {
+	if !stories.ValidID(id) {
 		return "", badRequest("story id %q is not valid (want [a-z0-9][a-z0-9_-]{0,63})", id)
 	}
 	return id, nil

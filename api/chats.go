@@ -15,6 +15,7 @@ import (
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/internal/jsontext"
 	"github.com/storyflow/storyflow/store"
+	"github.com/storyflow/storyflow/stories"
 )
 
 // Limits of chat requests.
@@ -125,7 +126,7 @@ func (s *Server) createChat(c *fiber.Ctx) error {
 	if req.StoryID == "" {
 		return badRequest("field storyId is required")
 	}
-	if !storyIDRe.MatchString(req.StoryID) {
+	if !stories.ValidID(req.StoryID) {
 		return badRequest("storyId %q is not a valid story id", req.StoryID)
 	}
 	if err := checkLen("userId", req.UserID, maxIDLen); err != nil {
@@ -393,7 +394,7 @@ type chatItem struct {
 // listChats: GET /v1/chats?storyId=&status=&limit=&after=.
 func (s *Server) listChats(c *fiber.Ctx) error {
 	f := store.ChatFilter{StoryID: c.Query("storyId"), Status: engine.Status(c.Query("status")), After: c.Query("after")}
-	if f.StoryID != "" && !storyIDRe.MatchString(f.StoryID) {
+	if f.StoryID != "" && !stories.ValidID(f.StoryID) {
 		return badRequest("storyId %q is not a valid story id", f.StoryID)
 	}
 	switch f.Status {

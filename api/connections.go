@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/storyflow/storyflow/store"
+	"github.com/storyflow/storyflow/stories"
 	"github.com/storyflow/storyflow/webhook"
 )
 
@@ -48,7 +49,7 @@ func (r *connectionRequest) connection(storyID string) (store.Connection, error)
 	if storyID == "" {
 		return c, badRequest("field storyId is required")
 	}
-	if !storyIDRe.MatchString(storyID) {
+	if !stories.ValidID(storyID) {
 		return c, badRequest("storyId %q is not a valid story id", storyID)
 	}
 	c.StoryID = storyID
@@ -205,7 +206,7 @@ func (s *Server) getConn(ctx context.Context, c *fiber.Ctx) (store.Connection, e
 // listConnections: GET /v2/integrations/webhook[?storyId=].
 func (s *Server) listConnections(c *fiber.Ctx) error {
 	storyID := c.Query("storyId")
-	if storyID != "" && !storyIDRe.MatchString(storyID) {
+	if storyID != "" && !stories.ValidID(storyID) {
 		return badRequest("storyId %q is not a valid story id", storyID)
 	}
 	ctx, cancel := s.requestContext()

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"github.com/maypok86/otter/v2"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -44,8 +43,6 @@ func lintsOf(ls []engine.Lint) []Lint {
 	}
 	return out
 }
-
-var storyIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 // storyHead is what lists read of a story file without loading it.
 type storyHead struct {
@@ -139,7 +136,7 @@ func firstLine(err error) string {
 
 func storyID(c *fiber.Ctx) (string, error) {
 	id := c.Params("id")
-	if !storyIDRe.MatchString(id) {
+	if !stories.ValidID(id) {
 		return "", badRequest("story id %q is not valid (want [a-z0-9][a-z0-9_-]{0,63})", id)
 	}
 	return id, nil
@@ -283,7 +280,7 @@ func (s *Server) validateStory(c *fiber.Ctx) error {
 		return badRequest("request body is empty; want a story in YAML")
 	}
 	file := "story.yaml"
-	if h := peekStory(src); storyIDRe.MatchString(h.ID) {
+	if h := peekStory(src); stories.ValidID(h.ID) {
 		file = storyFile(h.ID)
 	}
 	_, warns, err := s.load(file, src)

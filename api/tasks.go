@@ -13,6 +13,7 @@ import (
 
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/store"
+	"github.com/storyflow/storyflow/stories"
 )
 
 // Limits of hand-off requests.
@@ -192,7 +193,7 @@ func (s *Server) listTasks(c *fiber.Ctx) error {
 		return badRequest("status %q unknown (want open or completed)", status)
 	}
 	f := store.ChatFilter{StoryID: c.Query("storyId"), After: c.Query("after"), Limit: 500}
-	if f.StoryID != "" && !storyIDRe.MatchString(f.StoryID) {
+	if f.StoryID != "" && !stories.ValidID(f.StoryID) {
 		return badRequest("storyId %q is not a valid story id", f.StoryID)
 	}
 	if status == engine.TaskOpen {

@@ -294,7 +294,7 @@ func (t *Turn) RenderResponse(rt *ResponseTemplate) (Response, error) {
 		}
 		var s string
 		s, err = t.Render(tp)
-		return cut(s, limit)
+		return Cut(s, limit)
 	}
 	r := Response{Type: rt.typ, Delay: rt.delay}
 	if r.Delay == 0 {
@@ -331,8 +331,9 @@ func (t *Turn) RenderResponse(rt *ResponseTemplate) (Response, error) {
 	return r, err
 }
 
-// cut shortens s to at most n runes.
-func cut(s string, n int) string {
+// Cut shortens s to at most n runes (templates and webhook answers are cut
+// to their SPEC §2 limits).
+func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

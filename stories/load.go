@@ -34,6 +34,9 @@ type Options struct {
 	Values map[string]any
 }
 
+// ValidID tells whether id is a valid story id: [a-z0-9][a-z0-9_-]{0,63}.
+func ValidID(id string) bool { return storyIDRe.MatchString(id) }
+
 var (
 	storyIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 	nodeIDRe  = regexp.MustCompile(`^([A-Za-z0-9_-]{1,64}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$`)

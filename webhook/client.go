@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/storyflow/storyflow/engine"
 )
 
 // DefaultMaxBody is the largest answer body read (100 KiB).
@@ -516,7 +518,7 @@ func innermost(err error) error {
 }
 
 func oneLine(s string) string {
-	return cut(strings.Join(strings.Fields(s), " "), 300)
+	return engine.Cut(strings.Join(strings.Fields(s), " "), 300)
 }
 
 func (c *Client) buf() *bytes.Buffer {

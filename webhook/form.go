@@ -68,7 +68,7 @@ func newForm(f *widgetForm) (*Form, error) {
 		if fl.ID == "" {
 			return nil, invalid(fmt.Sprintf("content_attributes.form.fields[%d].id", i), "is required")
 		}
-		ff := FormField{ID: fl.ID, Type: fl.Type, Label: cut(firstNonEmpty(fl.Label, fl.ID), 640), Required: fl.Required}
+		ff := FormField{ID: fl.ID, Type: fl.Type, Label: engine.Cut(firstNonEmpty(fl.Label, fl.ID), 640), Required: fl.Required}
 		for _, o := range fl.Options {
 			if label, value := option(o); label != "" && value != "" {
 				ff.Options = append(ff.Options, FormOption{Label: label, Value: value})
@@ -94,7 +94,7 @@ func (f *FormField) Ask() []engine.Response {
 	}
 	var bs []engine.Button
 	for _, o := range f.Options {
-		bs = append(bs, engine.Button{Type: "postback", Title: cut(o.Label, 20), Value: cut(o.Value, 2000)})
+		bs = append(bs, engine.Button{Type: "postback", Title: engine.Cut(o.Label, 20), Value: engine.Cut(o.Value, 2000)})
 	}
 	if f.Type == "checkbox" && len(f.Options) == 0 {
 		bs = append(bs, engine.Button{Type: "postback", Title: "Yes", Value: "yes"}, engine.Button{Type: "postback", Title: "No", Value: "no"})
@@ -105,7 +105,7 @@ func (f *FormField) Ask() []engine.Response {
 	if len(bs) == 0 || len(bs) > 13 {
 		return texts(title)
 	}
-	return []engine.Response{{Type: engine.TypeQuickReplies, Delay: engine.DefaultDelay, Title: cut(title, 640), Buttons: bs}}
+	return []engine.Response{{Type: engine.TypeQuickReplies, Delay: engine.DefaultDelay, Title: engine.Cut(title, 640), Buttons: bs}}
 }
 
 // Parse checks an answer to f: the value to post (nil for a skipped
@@ -161,7 +161,7 @@ func (f *FormField) Parse(in string) (any, bool, string) {
 		}
 		return nil, false, "Please answer yes or no."
 	}
-	return cut(in, 2000), true, ""
+	return engine.Cut(in, 2000), true, ""
 }
 
 // Submit posts the form's values to its submitUrl, as the widget does, with

@@ -338,7 +338,7 @@ func errorText(body []byte) string {
 		}
 		s = strings.Join(parts, "; ")
 	}
-	return cut(strings.Join(strings.Fields(s), " "), 200)
+	return engine.Cut(strings.Join(strings.Fields(s), " "), 200)
 }
 
 // texts splits s into text responses of at most 1024 characters, at line
@@ -349,7 +349,7 @@ func texts(s string) []engine.Response {
 	for s != "" {
 		chunk := s
 		if utf8.RuneCountInString(s) > 1024 {
-			chunk = cut(s, 1024)
+			chunk = engine.Cut(s, 1024)
 			if i := strings.LastIndexAny(chunk, "\n"); i > len(chunk)/2 {
 				chunk = chunk[:i]
 			} else if i := strings.LastIndexFunc(chunk, unicode.IsSpace); i > len(chunk)/2 {
@@ -411,21 +411,6 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
-}
-
-// cut shortens s to at most n runes.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := 0
-	for j := range s {
-		if i == n {
-			return s[:j]
-		}
-		i++
-	}
-	return s
 }
 
 // SampleRequest is a request with sample chat data, for the API's test

@@ -222,11 +222,11 @@ func cardResponses(cards []widgetCard) []engine.Response {
 			sub = strings.TrimSpace(wc.Price + " · " + wc.Description)
 			sub = strings.TrimSuffix(sub, " ·")
 		}
-		c := engine.Card{Title: cut(title, 80), Subtitle: cut(firstNonEmpty(sub, title), 80), ImageURL: wc.Image}
+		c := engine.Card{Title: engine.Cut(title, 80), Subtitle: engine.Cut(firstNonEmpty(sub, title), 80), ImageURL: wc.Image}
 		if wc.Link != "" && utf8.RuneCountInString(wc.Link) <= 2048 {
-			c.Buttons = []engine.Button{{Type: "url", Title: cut(firstNonEmpty(wc.LinkText, "Open"), 20), Value: wc.Link}}
+			c.Buttons = []engine.Button{{Type: "url", Title: engine.Cut(firstNonEmpty(wc.LinkText, "Open"), 20), Value: wc.Link}}
 		} else {
-			c.Buttons = []engine.Button{{Type: "postback", Title: cut(title, 20), Value: cut(title, 2000)}}
+			c.Buttons = []engine.Button{{Type: "postback", Title: engine.Cut(title, 20), Value: engine.Cut(title, 2000)}}
 		}
 		elems = append(elems, c)
 	}
@@ -265,11 +265,11 @@ func formResponses(f *widgetForm) []engine.Response {
 		for _, o := range fl.Options {
 			label, value := option(o)
 			if label != "" && value != "" {
-				bs = append(bs, engine.Button{Type: "postback", Title: cut(label, 20), Value: cut(value, 2000)})
+				bs = append(bs, engine.Button{Type: "postback", Title: engine.Cut(label, 20), Value: engine.Cut(value, 2000)})
 			}
 		}
 		if len(bs) > 0 && len(bs) <= 13 {
-			out = append(out, engine.Response{Type: engine.TypeQuickReplies, Title: cut(firstNonEmpty(fl.Label, fl.ID, "Choose one"), 640), Buttons: bs})
+			out = append(out, engine.Response{Type: engine.TypeQuickReplies, Title: engine.Cut(firstNonEmpty(fl.Label, fl.ID, "Choose one"), 640), Buttons: bs})
 		}
 	}
 	return out
