@@ -258,7 +258,11 @@ func (l *loader) load(src []byte) *engine.Story {
 	}
 	l.b.NodeExists = func(id string) bool { _, ok := s.Nodes[id]; return ok }
 	l.b.NodeIDs = s.Order
-	if top.Has("start") && s.Start != "" && !l.b.NodeExists(s.Start) {
+	switch {
+	case !top.Has("start"):
+	case s.Start == "":
+		l.errAt(top.Value("start"), "start must name the first node")
+	case !l.b.NodeExists(s.Start):
 		l.errAt(top.Value("start"), "start: node %q not found%s", s.Start, engine.DidYouMean(s.Start, s.Order))
 	}
 	if top.Has("onError") && !l.b.NodeExists(s.OnError) {
