@@ -49,11 +49,17 @@ func FuzzHTTP(f *testing.F) {
 		if err != nil {
 			return
 		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
+		req.Header = fuzzHeader(ctype)
 		res, err := e.srv.App().Test(req, -1)
+		if err != nil && strings.Contains(err.Error(), "small read buffer") {
+			// A head over the 4 KiB read buffer: app.Test reports the
+			// error, a real listener answers it (431). Ask that one.
+			req, _ = http.NewRequest(req.Method, e.url+path, bytes.NewReader(body))
+			req.Header = fuzzHeader(ctype)
+			if res, err = http.DefaultClient.Do(req); err != nil && strings.Contains(err.Error(), "invalid header") {
+				return // refused by the client, never sent
+			}
+		}
 		if err != nil {
 			t.Fatalf("%s %s: %v", req.Method, path, err)
 		}
@@ -64,4 +70,12 @@ func FuzzHTTP(f *testing.F) {
 			t.Fatalf("%s %s %q: %d %s", req.Method, path, body, res.StatusCode, b.String())
 		}
 	})
+}
+
+func fuzzHeader(ctype string) http.Header {
+	h := http.Header{"Authorization": {"Bearer " + token}}
+	if ctype != "" {
+		h.Set("Content-Type", ctype)
+	}
+	return h
 }
