@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/storyflow/storyflow/internal/browsertest"
 
 	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/store/embedded"
@@ -31,21 +31,6 @@ import (
 var screenshots = flag.String("screenshots", "testout", "directory for the browser tests' screenshots")
 
 const token = "studio-test-token"
-
-// chromium finds Debian's chromium; without it the browser tests fail in CI
-// (.ci/run installs it) and are skipped elsewhere.
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium not found (apt-get install -y chromium)")
-	}
-	t.Skip("chromium not found (apt-get install -y chromium)")
-	return ""
-}
 
 // crm answers the support story's webhook like the example backend does
 // for ann@example.com.
@@ -121,24 +106,7 @@ func serve(t *testing.T, crmURL string, extra map[string]string) string {
 
 // browser starts headless chromium with a 1600×1000 window.
 func browser(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1600, 1000),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
+	return browsertest.Start(t, 1600, 1000, 90*time.Second)
 }
 
 // page drives one tab; every failure ends the test.

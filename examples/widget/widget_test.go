@@ -20,30 +20,13 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/storyflow/storyflow/internal/browsertest"
 
 	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/store/embedded"
 )
 
 const token = "widget-test-token"
-
-// chromium returns the browser to drive: $CHROMIUM, or chromium on the PATH.
-// Without one the test is skipped, except under CI (.ci/run installs it).
-func chromium(t *testing.T) string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no chromium on the PATH (apt-get install -y chromium)")
-	}
-	t.Skip("no chromium on the PATH (apt-get install -y chromium)")
-	return ""
-}
 
 // backend builds and starts the example CRM backend on a free loopback port.
 func backend(t *testing.T) string {
@@ -171,7 +154,7 @@ func square(w http.ResponseWriter, _ *http.Request) {
 // the support story to its menu, clicks a quick reply and sees the answer.
 // The screenshot is kept in $ARTIFACTS_DIR (default bin/artifacts).
 func TestWidgetInChromium(t *testing.T) {
-	browser := chromium(t)
+	browsertest.Path(t) // skip early without a browser
 	mux := http.NewServeMux()
 	mux.Handle("/", handler())
 	mux.HandleFunc("/square.png", square)
@@ -180,30 +163,10 @@ func TestWidgetInChromium(t *testing.T) {
 	apiURL := storyflow(t, backend(t), page.URL)
 	putStory(t, apiURL, "gallery", fmt.Sprintf(galleryStory, page.URL))
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browser),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1000, 800),
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first action starts the browser: no timeout on it (that would
-	// stop the browser); the rest run under one.
+	ctx := browsertest.Start(t, 1000, 800, 60*time.Second)
 	if err := chromedp.Do(ctx, chromedp.Navigate(page.URL+"/?api="+apiURL+"&story=support")); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
 	do := func(steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {
@@ -265,13 +228,17 @@ func TestWidgetInChromium(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(".sfw-panel.sfw-open")))
 	say("hi")
 	waitText("Red again")
-	loaded, err := chromedp.Run(ctx, chromedp.Evaluate[int](
-		`[...document.querySelectorAll(".sfw-log img")].filter(i => i.complete && i.naturalWidth === 40).length`))
+	// The image and the card of the start, the card of the retry: the text
+	// can be there before the images have loaded, so wait for them.
+	const shown = `[...document.querySelectorAll(".sfw-log img")].filter(i => i.complete && i.naturalWidth === 40).length`
+	_, waitErr := chromedp.Run(ctx, chromedp.Poll[bool](shown+" >= 3",
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+	loaded, err := chromedp.Run(ctx, chromedp.Evaluate[int](shown))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if loaded != 3 { // the image and the card of the start, the card of the retry
-		t.Errorf("%d images shown, want 3", loaded)
+	if loaded != 3 {
+		t.Errorf("%d images shown, want 3 (wait: %v)", loaded, waitErr)
 	}
 	skip := chromedp.CSS(`.sfw-card button[data-value="bye"]:not([disabled])`)
 	do(chromedp.WaitEnabled(skip), chromedp.Click(skip))
