@@ -355,6 +355,14 @@ func (s *Store) updateChat(ctx context.Context, c *engine.Chat, reply *store.Rep
 	if c.Rev < 1 || sn.chat.Rev != c.Rev {
 		return fmt.Errorf("update chat %q: %w", c.ID, store.ErrConflict)
 	}
+	if reply != nil {
+		if _, ok := sn.reply(reply.MessageID); ok {
+			// Answered by a revision up to c.Rev, which the caller's
+			// GetReply did not see (it read an older cached revision, and
+			// a GetChat caught the cache up since): its retry finds it.
+			return fmt.Errorf("update chat %q: message %q already answered: %w", c.ID, reply.MessageID, store.ErrConflict)
+		}
+	}
 	if reply != nil && reply.Body == nil {
 		reply = &store.Reply{MessageID: reply.MessageID, Body: []byte{}}
 	}

@@ -222,6 +222,53 @@ func TestTwoStores(t *testing.T) {
 	}
 }
 
+// TestReplySeenLate: process B looks message m up in its cached chat (not
+// there), A answers m, a GetChat on B catches B's cache up, and B's turn
+// for m then runs on the chat that holds A's answer. B's UpdateChat must
+// refuse it (ErrConflict), so that the retry finds A's answer: m is
+// answered once. Before the check, B stored a second turn for m.
+func TestReplySeenLate(t *testing.T) {
+	uri := freshDatabase(t, testURI(t))
+	a, b := openStore(t, uri), openStore(t, uri)
+	ctx := context.Background()
+	if err := a.CreateChat(ctx, &engine.Chat{ID: "c", StoryID: "s", Status: engine.StatusActive, Attributes: map[string]any{"n": float64(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := b.GetReply(ctx, "c", "m"); err != nil || ok {
+		t.Fatalf("B: reply before any turn: %v %v", ok, err)
+	}
+	c, err := a.GetChatForTurn(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addTurn(c, false)
+	if err := a.UpdateChat(ctx, c, &store.Reply{MessageID: "m", Body: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GetChat(ctx, "c"); err != nil { // a reader on B
+		t.Fatal(err)
+	}
+	c, err = b.GetChatForTurn(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addTurn(c, false)
+	if err := b.UpdateChat(ctx, c, &store.Reply{MessageID: "m", Body: []byte("second")}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("B stored a second turn for m: %v", err)
+	}
+	if body, ok, err := b.GetReply(ctx, "c", "m"); err != nil || !ok || string(body) != "first" {
+		t.Fatalf("B's retry: %q %v %v, want A's answer", body, ok, err)
+	}
+	// Another message id still goes through on the same revision.
+	if err := b.UpdateChat(ctx, c, &store.Reply{MessageID: "m2", Body: []byte("m2")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := openStore(t, uri).GetChat(ctx, "c")
+	if err != nil || got.Attributes["n"] != float64(2) || got.Rev != 3 {
+		t.Fatalf("chat after m and m2: %+v %v", got, err)
+	}
+}
+
 // TestLongChat: after many turns (the last 200 revisions holding fewer
 // than MaxTranscript entries), a process that has not seen the chat reads
 // the same chat, window, replies and transcript; the compactions removed
