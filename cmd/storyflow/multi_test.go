@@ -25,7 +25,7 @@ import (
 func TestServeThreeProcessesOneMongo(t *testing.T) {
 	uri := mongoURI(t)
 	var evMu sync.Mutex
-	evSeen := map[string]int{}          // event id → deliveries
+	evSeen := map[string]int{}         // event id → deliveries
 	evCounts := map[string][]float64{} // chat → counts of conversation.updated in arrival order
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p struct {
