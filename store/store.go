@@ -89,7 +89,9 @@ type Store interface {
 	// from it up to c.Seq. When reply is not nil it is remembered in the same
 	// atomic write, for GetReply. Callers running a turn for a message id
 	// check GetReply before the turn and again after each ErrConflict, so a
-	// repeated id runs nothing.
+	// repeated id runs nothing. A store whose GetReply may read an older
+	// revision than its GetChat (MongoDB's cache) returns ErrConflict for a
+	// reply whose message id the chat at c.Rev already remembers.
 	UpdateChat(ctx context.Context, c *engine.Chat, reply *Reply) error
 	// GetTranscript returns a chat's transcript entries with Seq above
 	// afterSeq, in order, at most limit of them (limit <= 0: all); ErrNotFound
