@@ -38,6 +38,7 @@ func main() {
 	flag.IntVar(&rounds, "rounds", 3, "rounds of the four phases; ratios are reported per round and as medians")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory (PHASE-ROUND.pprof)")
 	flag.StringVar(&serveArgs, "serve-args", "", "extra arguments for storyflow serve, space-separated (e.g. \"--sync always\")")
+	flag.StringVar(&mongoURI, "mongo", "", "run storyflow serve on this MongoDB server (a fresh database, dropped at the end) instead of the embedded store")
 	flag.StringVar(&mdFile, "md", "", "also write the run as a Markdown table to this file (e.g. BENCHMARKS.md)")
 	baseline := flag.String("baseline", "", "internal: serve the baselines for this webhook URL and print their address")
 	flag.Parse()
@@ -55,7 +56,18 @@ func main() {
 		}
 		return
 	}
-	if err := run(*bin, *dur, *conc); err != nil {
+	drop := func() {}
+	if mongoURI != "" {
+		uri, d, err := freshMongo(mongoURI)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(2)
+		}
+		serveMongo, drop = uri, d
+	}
+	err := run(*bin, *dur, *conc)
+	drop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
@@ -84,6 +96,9 @@ func run(bin string, dur time.Duration, conc int) error {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (apt-get install wrk; make bench installs it)")
+	}
+	if serveMongo != "" {
+		fmt.Println("store: MongoDB at -mongo, a fresh database (on FerretDB the turn rate is FerretDB's, not MongoDB's)")
 	}
 	// The webhook backend, in a process of its own like every server here.
 	backend, stopBackend, err := startSelf("-backend")
@@ -191,6 +206,9 @@ func writeMarkdown(file string, phases []phase, all [][]result, hookRatio, hookP
 	fmt.Fprintf(&b, "## Load test, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "Command: `go run ./bench/loadtest %s` (wrk -t%d -c%d, %v phases, %d chats per story, %d interleaved rounds; storyflow serve args: `%s`).\n",
 		strings.Join(os.Args[1:], " "), wrkThreads, conc, dur, chats, len(all), serveArgs)
+	if mongoURI != "" {
+		b.WriteString("Store: MongoDB (`-mongo`: a MongoDB-wire server on loopback; with `make bench-mongo` that is FerretDB v1 on SQLite, whose speed is FerretDB's, not MongoDB's).\n")
+	}
 	fmt.Fprintf(&b, "Machine: %s, %d cores (%s), shared with wrk, the backend and the baselines.\n\n", host, runtime.NumCPU(), cpu)
 	b.WriteString("| phase | round | turns/s | p50 ms | p99 ms | errors | server CPU µs/turn |\n|---|---|---|---|---|---|---|\n")
 	for r, res := range all {
@@ -647,6 +665,9 @@ func startStoryflow(bin, dir, hookURL string) (string, string, func(), error) {
 	// Warnings only: a request log line per turn is not what is measured.
 	args := []string{"serve", "--addr", addr, "--stories", sdir, "--data", filepath.Join(dir, "data"), "--allow-private-webhooks", "--log-level", "warn"}
 	args = append(args, strings.Fields(serveArgs)...)
+	if serveMongo != "" {
+		args = append(args, "--mongo", serveMongo)
+	}
 	pprofURL := ""
 	if profileDir != "" {
 		paddr, err := freeAddr()
