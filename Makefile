@@ -96,7 +96,7 @@ bench-load: build
 # database), against a FerretDB started here unless MONGODB_TEST_URI is
 # set. FerretDB (SQLite, a collection scan per query) is slow: its turn rate
 # is FerretDB's, not MongoDB's; hence few connections and chats.
-MONGOLOADFLAGS ?= -duration 8s -c 4 -t 1 -chats 20 -rounds 1
+MONGOLOADFLAGS ?= -duration 8s -c 4 -t 1 -chats 20 -rounds 2
 bench-mongo: build
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
 		(apt-get update && apt-get install -y wrk) >/dev/null || sudo sh -c 'apt-get update && apt-get install -y wrk' >/dev/null; }
