@@ -22,8 +22,6 @@ type Build struct {
 	NodeExists func(id string) bool
 	// NodeIDs are the story's node ids, to suggest one for a wrong reference.
 	NodeIDs []string
-	// Webhooks are the story's named webhook connections (the webhooks: section).
-	Webhooks map[string]*yaml.Node
 	// Recompile tells that the story loaded before (a stored version built
 	// again): things outside the story that have gone since, such as an API
 	// webhook connection, are warnings and fail at run time instead.
@@ -32,8 +30,13 @@ type Build struct {
 	Values map[string]any
 	// Source is the file's text, to place errors inside multi-line values.
 	Source []byte
+	// Scopes are the node scopes expressions may read (Registry.Scopes).
+	Scopes map[string]any
 
 	lineStarts []int
+	// sections are the story's top-level sections of named objects
+	// (webhooks:), which Config.Section reads.
+	sections map[string]map[string]*yaml.Node
 	// What was compiled, by source: a story repeats its expressions.
 	exprs     map[exprKey]*Program
 	templates map[string]*Template
@@ -57,7 +60,7 @@ func (b *Build) compileExpr(src string, asBool bool) (*Program, error) {
 	if p, ok := b.exprs[k]; ok {
 		return p, nil
 	}
-	p, err := CompileExpr(src, asBool)
+	p, err := compileExpr(src, asBool, b.Scopes)
 	if err != nil {
 		return nil, err
 	}
@@ -103,8 +106,8 @@ type Config struct {
 	hasError *bool
 }
 
-// NewConfig returns the config of node info held in mapping m.
-func (b *Build) NewConfig(info *NodeInfo, m *yaml.Node) *Config {
+// newConfig returns the config of node info held in mapping m.
+func (b *Build) newConfig(info *NodeInfo, m *yaml.Node) *Config {
 	f := false
 	return &Config{b: b, info: info, m: m, hasError: &f}
 }
@@ -123,9 +126,6 @@ func (c *Config) Type() string { return c.info.Type }
 
 // Build returns the story-wide build state.
 func (c *Config) Build() *Build { return c.b }
-
-// Node returns the raw YAML mapping.
-func (c *Config) Node() *yaml.Node { return c.m }
 
 func (c *Config) lint(n *yaml.Node, warn bool, format string, args ...any) {
 	l := Lint{File: c.b.File, Message: fmt.Sprintf(format, args...), Warning: warn}
@@ -147,8 +147,8 @@ func (c *Config) Errorf(field, format string, args ...any) {
 	c.lint(c.pos(field), false, format, args...)
 }
 
-// ErrorAt reports a problem at a YAML node.
-func (c *Config) ErrorAt(n *yaml.Node, format string, args ...any) {
+// errorAt reports a problem at a YAML node.
+func (c *Config) errorAt(n *yaml.Node, format string, args ...any) {
 	c.lint(n, false, format, args...)
 }
 
@@ -196,8 +196,8 @@ func (c *Config) Has(field string) bool {
 	return !isNull(v)
 }
 
-// Value returns the raw value node of field, or nil.
-func (c *Config) Value(field string) *yaml.Node {
+// value returns the value node of field, or nil.
+func (c *Config) value(field string) *yaml.Node {
 	_, v := c.get(field)
 	if isNull(v) {
 		return nil
@@ -220,7 +220,7 @@ func (c *Config) Keys() []string {
 // recursing into objects and lists. Names in extra are allowed too.
 func (c *Config) CheckFields(fields []Field, extra ...string) {
 	if c.m == nil || c.m.Kind != yaml.MappingNode {
-		c.ErrorAt(c.m, "must be an object")
+		c.errorAt(c.m, "must be an object")
 		return
 	}
 	var seen map[string]bool // for big objects; small ones are scanned
@@ -234,7 +234,7 @@ func (c *Config) CheckFields(fields []Field, extra ...string) {
 			twice = twice || c.m.Content[j].Value == k.Value
 		}
 		if twice {
-			c.ErrorAt(k, "field %s is set twice", k.Value)
+			c.errorAt(k, "field %s is set twice", k.Value)
 		}
 		if seen != nil {
 			seen[k.Value] = true
@@ -246,7 +246,7 @@ func (c *Config) CheckFields(fields []Field, extra ...string) {
 				for _, f := range fields {
 					names = append(names, f.Name)
 				}
-				c.ErrorAt(k, "field %s not recognised%s", k.Value, didYouMean(k.Value, names))
+				c.errorAt(k, "field %s not recognised%s", k.Value, didYouMean(k.Value, names))
 			}
 			continue
 		}
@@ -267,7 +267,7 @@ func (c *Config) CheckFields(fields []Field, extra ...string) {
 	}
 	for _, f := range fields {
 		if f.Required && !c.Has(f.Name) {
-			c.ErrorAt(c.m, "field %s is required", f.Name)
+			c.errorAt(c.m, "field %s is required", f.Name)
 		}
 	}
 }
@@ -287,7 +287,7 @@ func (c *Config) scalar(field, what string) (*yaml.Node, bool) {
 		return nil, false
 	}
 	if v.Kind != yaml.ScalarNode {
-		c.ErrorAt(v, "field %s must be %s", field, what)
+		c.errorAt(v, "field %s must be %s", field, what)
 		return nil, false
 	}
 	return v, true
@@ -310,7 +310,7 @@ func (c *Config) Int(field string, def int) int {
 	}
 	n, err := strconv.Atoi(v.Value)
 	if err != nil {
-		c.ErrorAt(v, "field %s must be an integer, got %q", field, v.Value)
+		c.errorAt(v, "field %s must be an integer, got %q", field, v.Value)
 		return def
 	}
 	return n
@@ -324,7 +324,7 @@ func (c *Config) Number(field string, def float64) float64 {
 	}
 	n, err := strconv.ParseFloat(v.Value, 64)
 	if err != nil {
-		c.ErrorAt(v, "field %s must be a number, got %q", field, v.Value)
+		c.errorAt(v, "field %s must be a number, got %q", field, v.Value)
 		return def
 	}
 	return n
@@ -338,7 +338,7 @@ func (c *Config) Bool(field string, def bool) bool {
 	}
 	b, err := strconv.ParseBool(v.Value)
 	if err != nil {
-		c.ErrorAt(v, "field %s must be true or false, got %q", field, v.Value)
+		c.errorAt(v, "field %s must be true or false, got %q", field, v.Value)
 		return def
 	}
 	return b
@@ -355,7 +355,7 @@ func (c *Config) Duration(field string, def time.Duration) time.Duration {
 	}
 	d, err := time.ParseDuration(v.Value)
 	if err != nil {
-		c.ErrorAt(v, "field %s must be a duration like 10s, got %q", field, v.Value)
+		c.errorAt(v, "field %s must be a duration like 10s, got %q", field, v.Value)
 		return def
 	}
 	return d
@@ -368,14 +368,14 @@ func (c *Config) Strings(field string) []string {
 		return nil
 	}
 	if v.Kind != yaml.SequenceNode {
-		c.ErrorAt(v, "field %s must be a list of strings", field)
+		c.errorAt(v, "field %s must be a list of strings", field)
 		return nil
 	}
 	out := make([]string, 0, len(v.Content))
 	for _, it := range v.Content {
 		it = resolve(it)
 		if it.Kind != yaml.ScalarNode {
-			c.ErrorAt(it, "field %s must be a list of strings", field)
+			c.errorAt(it, "field %s must be a list of strings", field)
 			continue
 		}
 		out = append(out, it.Value)
@@ -390,14 +390,14 @@ func (c *Config) StringMap(field string) map[string]string {
 		return nil
 	}
 	if v.Kind != yaml.MappingNode {
-		c.ErrorAt(v, "field %s must be a map of strings", field)
+		c.errorAt(v, "field %s must be a map of strings", field)
 		return nil
 	}
 	out := map[string]string{}
 	for i := 0; i+1 < len(v.Content); i += 2 {
 		val := resolve(v.Content[i+1])
 		if val.Kind != yaml.ScalarNode {
-			c.ErrorAt(val, "field %s: %s must be a string", field, v.Content[i].Value)
+			c.errorAt(val, "field %s: %s must be a string", field, v.Content[i].Value)
 			continue
 		}
 		out[v.Content[i].Value] = val.Value
@@ -412,7 +412,7 @@ func (c *Config) Object(field string) *Config {
 		return nil
 	}
 	if v.Kind != yaml.MappingNode {
-		c.ErrorAt(v, "field %s must be an object", field)
+		c.errorAt(v, "field %s must be an object", field)
 		return nil
 	}
 	return c.sub(v)
@@ -422,9 +422,32 @@ func (c *Config) sub(m *yaml.Node) *Config {
 	return &Config{b: c.b, info: c.info, m: m, parent: c, hasError: c.hasError}
 }
 
-// Sub returns a config over another mapping node of the same story (e.g. a
-// connection of the webhooks: section), reporting as this node.
-func (c *Config) Sub(m *yaml.Node) *Config { return c.sub(m) }
+// Section returns the entry named key of the story's top-level section
+// (e.g. a connection of the webhooks: section), read as part of this node:
+// problems are reported as this node's. ok is false when there is no such
+// entry. The entry may be no object: see IsObject.
+func (c *Config) Section(section, key string) (_ *Config, ok bool) {
+	m, ok := c.b.sections[section][key]
+	if !ok {
+		return nil, false
+	}
+	return c.sub(resolve(m)), true
+}
+
+// IsObject tells whether field holds an object; field "" asks it of c.
+func (c *Config) IsObject(field string) bool {
+	v := c.m
+	if field != "" {
+		_, v = c.get(field)
+	}
+	return v != nil && v.Kind == yaml.MappingNode
+}
+
+// IsList tells whether field holds a list.
+func (c *Config) IsList(field string) bool {
+	_, v := c.get(field)
+	return v != nil && v.Kind == yaml.SequenceNode
+}
 
 // List returns the objects of a list field.
 func (c *Config) List(field string) []*Config {
@@ -433,14 +456,14 @@ func (c *Config) List(field string) []*Config {
 		return nil
 	}
 	if v.Kind != yaml.SequenceNode {
-		c.ErrorAt(v, "field %s must be a list", field)
+		c.errorAt(v, "field %s must be a list", field)
 		return nil
 	}
 	out := make([]*Config, 0, len(v.Content))
 	for _, it := range v.Content {
 		it = resolve(it)
 		if it.Kind != yaml.MappingNode {
-			c.ErrorAt(it, "field %s: each item must be an object", field)
+			c.errorAt(it, "field %s: each item must be an object", field)
 			continue
 		}
 		out = append(out, c.sub(it))
@@ -460,7 +483,7 @@ func (c *Config) Ref(field, kind, label string) string {
 
 func (c *Config) ref(v *yaml.Node, kind, label string) string {
 	if c.b.NodeExists != nil && !c.b.NodeExists(v.Value) {
-		c.ErrorAt(v, "%s: node %q not found%s", kind, v.Value, didYouMean(v.Value, c.b.NodeIDs))
+		c.errorAt(v, "%s: node %q not found%s", kind, v.Value, didYouMean(v.Value, c.b.NodeIDs))
 		return ""
 	}
 	if c.info != nil {
@@ -494,14 +517,14 @@ func (c *Config) Expr(field string, asBool bool) *Program {
 	if !ok {
 		return nil
 	}
-	return c.ExprAt(v, asBool)
+	return c.exprAt(v, asBool)
 }
 
-// ExprAt compiles the expression held in scalar v.
-func (c *Config) ExprAt(v *yaml.Node, asBool bool) *Program {
+// exprAt compiles the expression held in scalar v.
+func (c *Config) exprAt(v *yaml.Node, asBool bool) *Program {
 	p, err := c.b.compileExpr(v.Value, asBool)
 	if err != nil {
-		c.ErrorAt(c.exprPos(v, err), "expression: %v", err)
+		c.errorAt(c.exprPos(v, err), "expression: %v", err)
 		return nil
 	}
 	return p
@@ -513,14 +536,14 @@ func (c *Config) Template(field string) *Template {
 	if !ok {
 		return nil
 	}
-	return c.TemplateAt(v)
+	return c.templateAt(v)
 }
 
-// TemplateAt compiles the template held in scalar v.
-func (c *Config) TemplateAt(v *yaml.Node) *Template {
+// templateAt compiles the template held in scalar v.
+func (c *Config) templateAt(v *yaml.Node) *Template {
 	t, err := c.b.compileTemplate(v.Value)
 	if err != nil {
-		c.ErrorAt(c.exprPos(v, err), "%v", err)
+		c.errorAt(c.exprPos(v, err), "%v", err)
 		return nil
 	}
 	return t
@@ -550,7 +573,7 @@ func (c *Config) Regexp(field string) *regexp.Regexp {
 	}
 	re, err := c.CompileRegexp(v.Value)
 	if err != nil {
-		c.ErrorAt(v, "field %s: %v", field, err)
+		c.errorAt(v, "field %s: %v", field, err)
 		return nil
 	}
 	return re
@@ -563,7 +586,7 @@ func (c *Config) Values(field string) Values {
 		return nil
 	}
 	if v.Kind != yaml.MappingNode {
-		c.ErrorAt(v, "field %s must be a map", field)
+		c.errorAt(v, "field %s must be a map", field)
 		return nil
 	}
 	out := make(Values, 0, len(v.Content)/2)
@@ -571,12 +594,12 @@ func (c *Config) Values(field string) Values {
 		k, val := v.Content[i], resolve(v.Content[i+1])
 		vt := ValueTemplate{Name: k.Value}
 		if val.Kind == yaml.ScalarNode && val.Tag == "!!str" {
-			vt.tpl = c.TemplateAt(val)
+			vt.tpl = c.templateAt(val)
 			if vt.tpl != nil && vt.tpl.Static() {
 				vt.tpl, vt.constant = nil, val.Value // boxed once, not every run
 			}
 		} else if err := val.Decode(&vt.constant); err != nil {
-			c.ErrorAt(val, "field %s: %s: %v", field, k.Value, err)
+			c.errorAt(val, "field %s: %s: %v", field, k.Value, err)
 		}
 		out = append(out, vt)
 	}
@@ -589,7 +612,7 @@ func (c *Config) Routes(field string) []Route {
 	for _, o := range c.List(field) {
 		o.CheckFields(RouteFields)
 		r := Route{When: o.Expr("when", true)}
-		if w := o.Value("when"); w != nil {
+		if w := o.value("when"); w != nil {
 			r.Next = o.Ref("next", "route", w.Value)
 		}
 		out = append(out, r)

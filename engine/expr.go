@@ -13,6 +13,7 @@ import (
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/optimizer"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -22,7 +23,9 @@ type Env struct {
 	UserAttributes map[string]any `expr:"userAttributes"`
 	Input          string         `expr:"input"`
 	Chat           ChatInfo       `expr:"chat"`
-	Webhook        WebhookInfo    `expr:"webhook"`
+	// Scopes are the node scopes by name (see Turn.Set): expressions read
+	// webhook.status as Scopes["webhook"]["status"].
+	Scopes map[string]any `expr:"$scopes"`
 
 	// boxedInput is Input as an interface value, made once a turn for fast paths.
 	boxedInput any
@@ -36,11 +39,6 @@ type ChatInfo struct {
 	UserID     string `expr:"userId"`
 	ExternalID string `expr:"externalId"`
 	StoryID    string `expr:"storyId"`
-}
-
-// WebhookInfo is the last webhook call of the turn.
-type WebhookInfo struct {
-	Status int `expr:"status"`
 }
 
 // Program is a compiled expression with its source.
@@ -66,12 +64,18 @@ type ExprError struct {
 
 func (e *ExprError) Error() string { return e.Message }
 
-// CompileExpr compiles an expression against Env. asBool makes it a condition.
+// CompileExpr compiles an expression against Env. asBool makes it a
+// condition. It knows no node scopes: a node's expressions compile through
+// Config.Expr, which knows those of the story's registry.
 func CompileExpr(src string, asBool bool) (*Program, error) {
+	return compileExpr(src, asBool, nil)
+}
+
+func compileExpr(src string, asBool bool, scopes map[string]any) (*Program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &ExprError{Message: "expression is empty"}
 	}
-	p, tree, guarded, err := compile(src, asBool)
+	p, tree, guarded, err := compile(src, asBool, scopes)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
@@ -96,8 +100,9 @@ var configs = sync.Pool{New: func() any {
 }}
 
 // compile is expr.Compile(src, expr.Env(Env{}), expr.Optimize(true)[,
-// expr.AsBool()]) on a pooled configuration; it also returns the tree.
-func compile(src string, asBool bool) (_ *vm.Program, _ ast.Node, guarded bool, _ error) {
+// expr.AsBool()]) on a pooled configuration, with the names of scopes read
+// from Env.Scopes; it also returns the tree.
+func compile(src string, asBool bool, scopes map[string]any) (_ *vm.Program, _ ast.Node, guarded bool, _ error) {
 	base := configs.Get().(*conf.Config)
 	defer configs.Put(base)
 	c := *base
@@ -106,8 +111,14 @@ func compile(src string, asBool bool) (_ *vm.Program, _ ast.Node, guarded bool, 
 		c.Expect, c.ExpectAny = reflect.Bool, true
 	}
 	defer func() { base.NtCache = c.NtCache }() // keep what the checker cached
-	tree, err := checker.ParseCheck(src, &c)
+	tree, err := parser.ParseWithConfig(src, &c)
 	if err != nil {
+		return nil, nil, false, err
+	}
+	if len(scopes) > 0 {
+		ast.Walk(&tree.Node, scopeRefs(scopes))
+	}
+	if _, err := new(checker.Checker).PatchAndCheck(tree, &c); err != nil {
 		return nil, nil, false, err
 	}
 	nc := &nilCompares{}
@@ -174,4 +185,17 @@ func (t *Turn) True(p *Program) (bool, error) {
 		return false, fmt.Errorf("expression %q: got %T, want bool", p.Source, v)
 	}
 	return b, nil
+}
+
+// scopeRefs rewrites the names of node scopes into look-ups of Env.Scopes:
+// webhook.status becomes $scopes["webhook"].status.
+type scopeRefs map[string]any
+
+func (s scopeRefs) Visit(node *ast.Node) {
+	if id, ok := (*node).(*ast.IdentifierNode); ok {
+		if _, ok := s[id.Value]; ok {
+			m := &ast.MemberNode{Node: &ast.IdentifierNode{Value: "$scopes"}, Property: &ast.StringNode{Value: id.Value}}
+			ast.Patch(node, m)
+		}
+	}
 }

@@ -25,6 +25,8 @@ func fastPath(n ast.Node) fastFunc {
 			return func(env *Env) (any, bool) { return env.UserAttributes, env.UserAttributes != nil }
 		case "input":
 			return func(env *Env) (any, bool) { return env.boxedInput, env.boxedInput != nil }
+		case "$scopes":
+			return func(env *Env) (any, bool) { return env.Scopes, env.Scopes != nil }
 		}
 	case *ast.MemberNode:
 		key, ok := n.Property.(*ast.StringNode)

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -52,7 +54,26 @@ type Spec struct {
 	Fields  []Field
 	// Waits tells that the node can wait for user input (cycles through it are fine).
 	Waits bool
+	// Scope, when set, declares values the type's nodes set during a turn
+	// (Turn.Set) for expressions to read.
+	Scope *Scope
 }
+
+// Scope declares a node scope: values a node sets during a turn with
+// Turn.Set and expressions read as Name.key, e.g. webhook.status.
+type Scope struct {
+	// Name is what expressions call the scope: a lower-case identifier
+	// other than attributes, userAttributes, input and chat.
+	Name string
+	// Defaults are what expressions read before a node of the turn sets
+	// the scope (nil: an empty map, where every key reads nil).
+	Defaults map[string]any
+}
+
+var scopeNameRe = regexp.MustCompile(`^[a-z][A-Za-z0-9_]{0,63}$`)
+
+// reservedScopes are the names Env gives expressions.
+var reservedScopes = []string{"attributes", "userAttributes", "input", "chat"}
 
 // Field returns the spec's field named name.
 func (s *Spec) Field(name string) (Field, bool) {
@@ -92,10 +113,21 @@ func (r *Registry) Register(spec Spec, build Constructor) error {
 			return fmt.Errorf("register node type %q: field %q is reserved", spec.Type, f.Name)
 		}
 	}
+	if sc := spec.Scope; sc != nil && (!scopeNameRe.MatchString(sc.Name) || slices.Contains(reservedScopes, sc.Name)) {
+		return fmt.Errorf("register node type %q: scope name %q must match %s and not be one of %s",
+			spec.Type, sc.Name, scopeNameRe, strings.Join(reservedScopes, ", "))
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.types[spec.Type]; ok {
 		return fmt.Errorf("register node type %q: already registered", spec.Type)
+	}
+	if sc := spec.Scope; sc != nil {
+		for _, t := range r.types {
+			if t.spec.Scope != nil && t.spec.Scope.Name == sc.Name {
+				return fmt.Errorf("register node type %q: scope %q is node type %q's", spec.Type, sc.Name, t.spec.Type)
+			}
+		}
 	}
 	r.types[spec.Type] = nodeType{spec, build}
 	return nil
@@ -133,6 +165,27 @@ func (r *Registry) Specs() []Spec {
 		}
 		return 0
 	})
+	return out
+}
+
+// Scopes returns the node scopes of the registry's types by name, each the
+// map[string]any of its defaults (Build.Scopes, Story.Scopes).
+func (r *Registry) Scopes() map[string]any {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out map[string]any
+	for _, t := range r.types {
+		if sc := t.spec.Scope; sc != nil {
+			if out == nil {
+				out = map[string]any{}
+			}
+			d := sc.Defaults
+			if d == nil {
+				d = map[string]any{}
+			}
+			out[sc.Name] = d
+		}
+	}
 	return out
 }
 

@@ -54,14 +54,14 @@ func (c *Config) Responses(field string) []*ResponseTemplate {
 		return nil
 	}
 	if v.Kind != yaml.SequenceNode {
-		c.ErrorAt(v, "field %s must be a list of responses", field)
+		c.errorAt(v, "field %s must be a list of responses", field)
 		return nil
 	}
 	out := make([]*ResponseTemplate, 0, len(v.Content))
 	for i, it := range v.Content {
 		it = resolve(it)
 		if it.Kind != yaml.MappingNode {
-			c.ErrorAt(it, "%s[%d]: a response must be an object", field, i)
+			c.errorAt(it, "%s[%d]: a response must be an object", field, i)
 			continue
 		}
 		if rt := c.sub(it).response(); rt != nil {
@@ -92,7 +92,7 @@ func (c *Config) response() *ResponseTemplate {
 	for i := 0; i+1 < len(c.m.Content); i += 2 {
 		k := c.m.Content[i]
 		if k.Value != "type" && k.Value != "delay" && !contains(allowed, k.Value) {
-			c.ErrorAt(k, "%s response: field %s not recognised%s", typ, k.Value, didYouMean(k.Value, append([]string{"type", "delay"}, allowed...)))
+			c.errorAt(k, "%s response: field %s not recognised%s", typ, k.Value, didYouMean(k.Value, append([]string{"type", "delay"}, allowed...)))
 		}
 	}
 	rt := &ResponseTemplate{typ: typ, delay: c.Int("delay", 0)}
@@ -101,16 +101,16 @@ func (c *Config) response() *ResponseTemplate {
 	rt.image = c.responseString("imageUrl", &r.ImageURL)
 	rt.file = c.responseString("fileUrl", &r.FileURL)
 	rt.title = c.responseString("title", &r.Title)
-	if mv := c.Value("messages"); mv != nil {
+	if mv := c.value("messages"); mv != nil {
 		if mv.Kind != yaml.SequenceNode {
-			c.ErrorAt(mv, "field messages must be a list of strings")
+			c.errorAt(mv, "field messages must be a list of strings")
 		}
 		for _, it := range mv.Content {
 			if it = resolve(it); it.Kind != yaml.ScalarNode {
-				c.ErrorAt(it, "field messages must be a list of strings")
+				c.errorAt(it, "field messages must be a list of strings")
 				continue
 			}
-			rt.messages = append(rt.messages, c.TemplateAt(it))
+			rt.messages = append(rt.messages, c.templateAt(it))
 			r.Messages = append(r.Messages, it.Value)
 		}
 	}
@@ -120,7 +120,7 @@ func (c *Config) response() *ResponseTemplate {
 			switch k := e.m.Content[i]; k.Value {
 			case "title", "subtitle", "imageUrl", "buttons":
 			default:
-				c.ErrorAt(k, "card: field %s not recognised%s", k.Value, didYouMean(k.Value, []string{"title", "subtitle", "imageUrl", "buttons"}))
+				c.errorAt(k, "card: field %s not recognised%s", k.Value, didYouMean(k.Value, []string{"title", "subtitle", "imageUrl", "buttons"}))
 			}
 		}
 		var card Card
@@ -134,7 +134,7 @@ func (c *Config) response() *ResponseTemplate {
 		r.Elements = append(r.Elements, card)
 	}
 	for _, p := range r.Check(c.b.NodeExists) {
-		c.ErrorAt(c.locate(p.Path), "%s response: %s", typ, p.Error())
+		c.errorAt(c.locate(p.Path), "%s response: %s", typ, p.Error())
 	}
 	failed := *c.hasError
 	*c.hasError = before || failed
@@ -183,7 +183,7 @@ func (c *Config) buttons() ([]buttonTemplate, []Button) {
 			switch k := o.m.Content[i]; k.Value {
 			case "type", "title", "value", "height":
 			default:
-				c.ErrorAt(k, "button: field %s not recognised%s", k.Value, didYouMean(k.Value, []string{"type", "title", "value", "height"}))
+				c.errorAt(k, "button: field %s not recognised%s", k.Value, didYouMean(k.Value, []string{"type", "title", "value", "height"}))
 			}
 		}
 		b := Button{Type: o.String("type"), Height: o.String("height"), Title: o.String("title"), Value: o.String("value")}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
@@ -31,7 +32,9 @@ type Turn struct {
 	notes []note
 
 	env Env
-	vm  vm.VM
+	// ownScopes tells that env.Scopes is the turn's own (see Set).
+	ownScopes bool
+	vm        vm.VM
 	// changes of the running node's attributes (see checkAttributes).
 	changes []change
 	// seq0 is the chat's Seq when the turn began.
@@ -115,8 +118,20 @@ func (t *Turn) MergeAttributes(attrs map[string]any) {
 	}
 }
 
-// SetWebhookStatus sets webhook.status for expressions.
-func (t *Turn) SetWebhookStatus(code int) { t.env.Webhook.Status = code }
+// Set sets the values of node scope name for the rest of the turn:
+// expressions then read name.key. The webhook node, for one, calls
+// t.Set("webhook", map[string]any{"status": 200}) and routes read
+// webhook.status. Expressions can name a scope only when a node type of the
+// registry declares it (Spec.Scope); before a node of the turn sets it they
+// read its defaults. values is kept, not copied.
+func (t *Turn) Set(name string, values map[string]any) {
+	if !t.ownScopes {
+		m := make(map[string]any, len(t.env.Scopes)+1)
+		maps.Copy(m, t.env.Scopes)
+		t.env.Scopes, t.ownScopes = m, true
+	}
+	t.env.Scopes[name] = values
+}
 
 // Runner runs turns. The zero value is usable.
 type Runner struct {
@@ -212,22 +227,6 @@ func (r *Runner) send(ctx context.Context, s *Story, c *Chat, in Input) (*Turn, 
 	return t, r.run(ctx, t, c.Node, c.Waiting)
 }
 
-// NewTurn returns a turn of chat c with input in that runs nothing by
-// itself: for tests and benchmarks that call a node's Run directly.
-func NewTurn(s *Story, c *Chat, in Input) *Turn { return newTurn(s, c, in) }
-
-// Reset empties the turn's output, events and task, keeping their storage.
-func (t *Turn) Reset() {
-	t.Output = t.Output[:0]
-	t.outNodes = t.outNodes[:0]
-	t.calls = t.calls[:0]
-	t.notes = t.notes[:0]
-	t.Events = t.Events[:0]
-	t.Task = nil
-	t.changes = t.changes[:0]
-	t.steps, t.route = t.steps[:0], 0
-}
-
 func newTurn(s *Story, c *Chat, in Input) *Turn {
 	if c.Attributes == nil {
 		c.Attributes = map[string]any{}
@@ -239,7 +238,8 @@ func newTurn(s *Story, c *Chat, in Input) *Turn {
 	t.Output, t.outNodes, t.notes, t.steps = t.outBuf[:0], t.nodesBuf[:0], t.notesBuf[:0], t.stepsBuf[:0]
 	t.env = Env{
 		Attributes: c.Attributes, UserAttributes: c.UserAttributes, Input: in.Value(),
-		Chat: ChatInfo{ID: c.ID, UserID: c.UserID, ExternalID: c.ExternalID, StoryID: c.StoryID},
+		Chat:   ChatInfo{ID: c.ID, UserID: c.UserID, ExternalID: c.ExternalID, StoryID: c.StoryID},
+		Scopes: s.Scopes, // copied on the first Set
 	}
 	t.env.boxedInput = t.env.Input
 	t.setBudget(Budget{})

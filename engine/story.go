@@ -19,6 +19,10 @@ type Story struct {
 	File  string
 	// Source is the YAML the story was loaded from.
 	Source []byte
+	// Scopes are the node scopes of the registry the story loaded with,
+	// each a map[string]any of what expressions read before a node of the
+	// turn sets it (Spec.Scope, Turn.Set).
+	Scopes map[string]any
 }
 
 // NodeInfo is a node of a story with what the loader knows of it.

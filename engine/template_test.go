@@ -9,9 +9,12 @@ import (
 	"github.com/storyflow/storyflow/engine"
 )
 
+// testScopes are node scopes like the webhook node's.
+var testScopes = map[string]any{"webhook": map[string]any{"status": 0}}
+
 // testTurn returns a turn over a chat with a few attributes.
 func testTurn(in engine.Input) *engine.Turn {
-	s := &engine.Story{ID: "shop", Version: 3, Start: "a"}
+	s := &engine.Story{ID: "shop", Version: 3, Start: "a", Scopes: testScopes}
 	c := engine.NewChat(s, "chat-1", "user-1", "ext-1",
 		map[string]any{"name": "Ann"},
 		map[string]any{"n": 3, "price": 2.5, "whole": 4.0, "vip": true, "tags": []any{"a", "b"}, "word": "abc", "plan": "pro"})
@@ -44,7 +47,7 @@ func TestTemplateRender(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tp, err := engine.CompileTemplate(tt.src)
+			tp, err := engine.CompileTemplateWithScopes(tt.src, testScopes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +158,7 @@ func TestCompileExpr(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {
-			_, err := engine.CompileExpr(tt.src, tt.asBool)
+			_, err := engine.CompileWithScopes(tt.src, tt.asBool, testScopes)
 			if tt.off < 0 {
 				if err != nil {
 					t.Fatalf("CompileExpr: %v", err)
@@ -211,5 +214,33 @@ func TestText(t *testing.T) {
 		if got := engine.Text(tt.v); got != tt.want {
 			t.Errorf("Text(%#v) = %q, want %q", tt.v, got, tt.want)
 		}
+	}
+}
+
+func TestTurnSet(t *testing.T) {
+	status, err := engine.CompileWithScopes(`webhook.status`, false, testScopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := engine.CompileWithScopes(`webhook.status >= 200 and webhook.status < 300`, true, testScopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	turn := testTurn(engine.Input{})
+	if v, err := turn.Eval(status); err != nil || v != 0 {
+		t.Fatalf("before Set: webhook.status = %v, %v; want the default 0", v, err)
+	}
+	turn.Set("webhook", map[string]any{"status": 201})
+	if v, err := turn.Eval(status); err != nil || v != 201 {
+		t.Fatalf("after Set: webhook.status = %v, %v; want 201", v, err)
+	}
+	if got, err := turn.True(ok); err != nil || !got {
+		t.Fatalf("after Set: %s = %v, %v; want true", ok.Source, got, err)
+	}
+	if v, err := testTurn(engine.Input{}).Eval(status); err != nil || v != 0 {
+		t.Fatalf("another turn: webhook.status = %v, %v; want the default 0 (Set must not change the story's defaults)", v, err)
+	}
+	if _, err := engine.CompileExpr(`webhook.status == 200`, true); err == nil {
+		t.Fatal("webhook.status compiled without the scope declared")
 	}
 }

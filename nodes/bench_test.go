@@ -7,17 +7,19 @@ import (
 	"github.com/storyflow/storyflow/engine"
 )
 
-// benchStep measures one Run of node id on a reused turn.
+// benchStep measures the first turn of a chat that runs node id, then an
+// end node: a turn's own cost (chat, turn) plus the node's.
 func benchStep(b *testing.B, src, id string) {
 	s := load(b, src)
-	c := engine.NewChat(s, "c1", "u1", "", map[string]any{"name": "Ann"}, map[string]any{"plan": "pro"})
-	t := engine.NewTurn(s, c, engine.Input{Text: "hi"})
-	n := s.Nodes[id].Node
+	if s.Start != id {
+		b.Fatalf("the story must start at %s", id)
+	}
+	var r engine.Runner
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		t.Reset()
-		if _, err := n.Run(ctx, t); err != nil {
+		c := engine.NewChat(s, "c1", "u1", "", map[string]any{"name": "Ann"}, map[string]any{"plan": "pro"})
+		if _, err := r.Start(ctx, s, c); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/webhook"
-	"gopkg.in/yaml.v3"
 )
 
 // Webhook calls a bot owner's service and continues on its answer (SPEC §3):
@@ -134,7 +133,18 @@ func webhookSpec() engine.Spec {
 			{Name: whStop, Kind: engine.KindAny, Description: "openai (at most 4), anthropic: stop sequences",
 				Schema: map[string]any{"type": "array", "items": map[string]any{"type": "string", "minLength": 1}, "minItems": 1}},
 		},
+		// Routes and later nodes of the turn read webhook.status.
+		Scope: &engine.Scope{Name: scopeWebhook, Defaults: map[string]any{"status": 0}},
 	}
+}
+
+// scopeWebhook is the node scope webhook nodes set: webhook.status is the
+// HTTP status of the turn's last call (0 without an answer).
+const scopeWebhook = "webhook"
+
+// setStatus sets webhook.status for the rest of the turn.
+func setStatus(t *engine.Turn, status int) {
+	t.Set(scopeWebhook, map[string]any{"status": status})
 }
 
 func newWebhook(o Options) engine.Constructor {
@@ -282,32 +292,23 @@ func (n *Webhook) NeedsInput() string {
 // webhooks: section, a name the API knows (looked up per call), or an
 // inline connection.
 func resolveConnection(c *engine.Config, conns webhook.Connections) (*webhook.Connection, string) {
-	v := c.Value(whWebhook)
-	if v == nil {
+	switch {
+	case !c.Has(whWebhook):
 		return nil, ""
-	}
-	for v.Kind == yaml.AliasNode {
-		v = v.Alias
-	}
-	b := c.Build()
-	switch v.Kind {
-	case yaml.MappingNode:
+	case c.IsObject(whWebhook):
 		return readConnection(c, c.Object(whWebhook), c.ID(), c.Name()), ""
-	case yaml.ScalarNode:
-	default:
+	case c.IsList(whWebhook):
 		c.Errorf(whWebhook, "field webhook must be a connection name or a connection object")
 		return nil, ""
 	}
-	name := v.Value
-	if m, ok := b.Webhooks[name]; ok {
-		for m != nil && m.Kind == yaml.AliasNode {
-			m = m.Alias
-		}
-		if m == nil || m.Kind != yaml.MappingNode {
-			c.ErrorAt(m, "webhook connection %q must be an object with a url", name)
+	b := c.Build()
+	name := c.String(whWebhook)
+	if cc, ok := c.Section("webhooks", name); ok {
+		if !cc.IsObject("") {
+			cc.Errorf("", "webhook connection %q must be an object with a url", name)
 			return nil, ""
 		}
-		return readConnection(c, c.Sub(m), name, name), ""
+		return readConnection(c, cc, name, name), ""
 	}
 	if conns == nil {
 		c.Errorf(whWebhook, "webhook connection %q not found in the story's webhooks section", name)
@@ -434,7 +435,7 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 	if n.rec != nil {
 		n.rec.Record(ctx, conn, "")
 	}
-	t.SetWebhookStatus(res.Status)
+	setStatus(t, res.Status)
 	note := map[string]any{"webhook": conn.Name, "status": res.Status}
 	if res.Answer.Attributes != nil {
 		note["attributes"] = res.Answer.Attributes
@@ -533,7 +534,7 @@ func (n *Webhook) Resume(ctx context.Context, t *engine.Turn) (engine.Result, er
 		}
 		return n.fail(ctx, t, conn, status, err)
 	}
-	t.SetWebhookStatus(status)
+	setStatus(t, status)
 	t.Send(rs...)
 	return n.next(t)
 }
@@ -600,7 +601,7 @@ func (n *Webhook) fail(ctx context.Context, t *engine.Turn, conn *webhook.Connec
 			n.rec.Record(ctx, conn, err.Error())
 		}
 	}
-	t.SetWebhookStatus(status)
+	setStatus(t, status)
 	t.Note(map[string]any{"webhook": name, "status": status, "error": err.Error()})
 	if n.Failure == "" {
 		return engine.Result{}, fmt.Errorf("webhook %s: %w", name, err)

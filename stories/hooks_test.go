@@ -10,6 +10,6 @@ func SetParallelMin(n int) int {
 
 // ParsedInParts tells whether src would be parsed in two parts.
 func ParsedInParts(src []byte) bool {
-	doc, _ := parseSplit(src, 2)
+	doc, _ := parseSplit(src, 2, nil)
 	return doc != nil
 }

@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/internal/storysrc"
 	"gopkg.in/yaml.v3"
 )
 
@@ -64,12 +63,14 @@ func Load(file string, src []byte, o Options) (s *engine.Story, warnings []engin
 			err = &engine.LintError{Lints: []engine.Lint{{File: file, Line: 1, Column: 1, Message: fmt.Sprintf("internal error: %v", r)}}}
 		}
 	}()
-	l := &loader{o: o, b: &engine.Build{File: file, Values: o.Values, Source: src, Recompile: o.Recompile}, envFailed: map[[2]int]bool{}}
+	if o.Registry == nil {
+		o.Registry = engine.NewRegistry() // every node type is then unknown
+	}
+	l := &loader{o: o, envFailed: map[[2]int]bool{}, b: &engine.Build{
+		File: file, Values: o.Values, Source: src, Recompile: o.Recompile, Scopes: o.Registry.Scopes(),
+	}}
 	if l.o.Env == nil {
 		l.o.Env = DefaultEnv
-	}
-	if l.o.Registry == nil {
-		l.o.Registry = engine.NewRegistry() // every node type is then unknown
 	}
 	if l.o.Getenv == nil {
 		l.o.Getenv = os.LookupEnv
@@ -120,6 +121,8 @@ func sortLints(ls []engine.Lint) {
 type loader struct {
 	o Options
 	b *engine.Build
+	// pre compiled expressions ahead while parsing (see parseSplit).
+	pre []*engine.Build
 	// expanded are the ${VAR} values put into the story, kept out of lints.
 	expanded []expansion
 	// envFailed holds the positions of values with an unset or refused ${VAR}.
@@ -167,11 +170,56 @@ func (l *loader) errAt(n *yaml.Node, format string, args ...any) {
 }
 
 func (l *loader) load(src []byte) *engine.Story {
-	doc, pre, err := parse(src)
+	root := l.parseRoot(src)
+	if root == nil {
+		return nil
+	}
+	top := newConfig(l.b, nil, root)
+	s := l.readStory(top, root, src)
+	nodes := l.readSections(root)
+	// Pass 1: ids, so references can be checked while nodes build.
+	ps := l.declareNodes(s, nodes)
+	l.checkStart(s, top, root)
+	// Pass 2: build every node (their expressions compiled on all cores first).
+	if l.pre != nil {
+		l.b.Use(l.pre...)
+	} else if len(ps) > 0 {
+		ms := make([]*yaml.Node, len(ps))
+		for i, p := range ps {
+			ms[i] = p.m
+		}
+		l.precompile(ms)
+	}
+	for _, p := range ps {
+		l.buildNode(p.info, p.m)
+	}
+	for _, p := range ps {
+		if p.info.Node == nil {
+			return nil
+		}
+	}
+	if len(ps) == 0 && nodes != nil {
+		l.errAt(nodes, "a story needs at least one node")
+	}
+	l.warnGraph(s)
+	l.warnUnsetAttributes(s, root)
+	return s
+}
+
+// newConfig is engine's config over m (see internal/storysrc).
+func newConfig(b *engine.Build, info *engine.NodeInfo, m *yaml.Node) *engine.Config {
+	return storysrc.NewConfig(b, info, m).(*engine.Config)
+}
+
+// parseRoot parses src and returns its top-level mapping, with ${VAR}s
+// and merge keys expanded, or nil after reporting why there is none.
+func (l *loader) parseRoot(src []byte) *yaml.Node {
+	doc, pre, err := parse(src, l.b.Scopes)
 	if err != nil {
 		l.yamlError(err)
 		return nil
 	}
+	l.pre = pre
 	if len(doc.Content) == 0 {
 		l.errAt(nil, "story is empty")
 		return nil
@@ -186,7 +234,12 @@ func (l *loader) load(src []byte) *engine.Story {
 	if bytes.Contains(src, []byte("<<")) {
 		l.expandMerges(root, map[*yaml.Node]bool{})
 	}
-	top := l.b.NewConfig(nil, root)
+	return root
+}
+
+// readStory reads the story's own fields (id, name, start, onError,
+// attributes) and checks the top-level field names.
+func (l *loader) readStory(top *engine.Config, root *yaml.Node, src []byte) *engine.Story {
 	allowed := storyFields
 	for _, k := range top.Keys() {
 		if strings.HasPrefix(k, "x-") { // extension fields, e.g. to hold YAML anchors
@@ -197,7 +250,7 @@ func (l *loader) load(src []byte) *engine.Story {
 	s := &engine.Story{
 		ID: top.String("id"), Name: top.String("name"), Start: top.String("start"),
 		OnError: top.String("onError"), Version: 1, File: l.b.File, Source: src,
-		Nodes: map[string]*engine.NodeInfo{},
+		Nodes: map[string]*engine.NodeInfo{}, Scopes: l.b.Scopes,
 	}
 	l.b.StoryID = s.ID
 	for _, f := range []string{"id", "start", "nodes"} {
@@ -206,38 +259,51 @@ func (l *loader) load(src []byte) *engine.Story {
 		}
 	}
 	if top.Has("id") && !storyIDRe.MatchString(s.ID) {
-		l.errAt(top.Value("id"), "story id %q must match [a-z0-9][a-z0-9_-]{0,63}", s.ID)
+		l.errAt(field(root, "id"), "story id %q must match [a-z0-9][a-z0-9_-]{0,63}", s.ID)
 	}
 	if n := len([]rune(s.Name)); top.Has("name") && (n < 1 || n > 128) {
-		l.errAt(top.Value("name"), "name must be 1 to 128 characters")
+		l.errAt(field(root, "name"), "name must be 1 to 128 characters")
 	}
-	if a := top.Value("attributes"); a != nil {
+	if a := field(root, "attributes"); a != nil {
 		if a.Kind != yaml.MappingNode {
 			l.errAt(a, "field attributes must be a map")
 		} else if err := a.Decode(&s.Attributes); err != nil {
 			l.errAt(a, "attributes: %v", err)
 		}
 	}
-	if w := top.Value("webhooks"); w != nil {
+	return s
+}
+
+// readSections hands the webhooks: section to the build and returns the
+// nodes: mapping (nil when absent or no mapping).
+func (l *loader) readSections(root *yaml.Node) (nodes *yaml.Node) {
+	if w := field(root, "webhooks"); w != nil {
 		if w.Kind != yaml.MappingNode {
 			l.errAt(w, "field webhooks must be a map of connections")
 		} else {
-			l.b.Webhooks = map[string]*yaml.Node{}
+			entries := map[string]*yaml.Node{}
 			for i := 0; i+1 < len(w.Content); i += 2 {
-				l.b.Webhooks[w.Content[i].Value] = w.Content[i+1]
+				entries[w.Content[i].Value] = w.Content[i+1]
 			}
+			storysrc.SetSection(l.b, "webhooks", entries)
 		}
 	}
-	nodes := top.Value("nodes")
+	nodes = field(root, "nodes")
 	if nodes != nil && nodes.Kind != yaml.MappingNode {
 		l.errAt(nodes, "field nodes must be a map of node id to node")
 		nodes = nil
 	}
-	// Pass 1: ids, so references can be checked while nodes build.
-	type pending struct {
-		info *engine.NodeInfo
-		m    *yaml.Node
-	}
+	return nodes
+}
+
+// pending is a node declared and not built yet.
+type pending struct {
+	info *engine.NodeInfo
+	m    *yaml.Node
+}
+
+// declareNodes adds the ids of nodes to s, checking them.
+func (l *loader) declareNodes(s *engine.Story, nodes *yaml.Node) []pending {
 	var ps []pending
 	if nodes != nil {
 		for i := 0; i+1 < len(nodes.Content); i += 2 {
@@ -258,58 +324,52 @@ func (l *loader) load(src []byte) *engine.Story {
 	}
 	l.b.NodeExists = func(id string) bool { _, ok := s.Nodes[id]; return ok }
 	l.b.NodeIDs = s.Order
+	return ps
+}
+
+// checkStart checks that start and onError name nodes.
+func (l *loader) checkStart(s *engine.Story, top *engine.Config, root *yaml.Node) {
 	switch {
 	case !top.Has("start"):
 	case s.Start == "":
-		l.errAt(top.Value("start"), "start must name the first node")
+		l.errAt(field(root, "start"), "start must name the first node")
 	case !l.b.NodeExists(s.Start):
-		l.errAt(top.Value("start"), "start: node %q not found%s", s.Start, engine.DidYouMean(s.Start, s.Order))
+		l.errAt(field(root, "start"), "start: node %q not found%s", s.Start, engine.DidYouMean(s.Start, s.Order))
 	}
 	if top.Has("onError") && !l.b.NodeExists(s.OnError) {
-		l.errAt(top.Value("onError"), "onError: node %q not found%s", s.OnError, engine.DidYouMean(s.OnError, s.Order))
+		l.errAt(field(root, "onError"), "onError: node %q not found%s", s.OnError, engine.DidYouMean(s.OnError, s.Order))
 	}
-	// Pass 2: build every node (their expressions compiled on all cores first).
-	if pre != nil {
-		l.b.Use(pre...)
-	} else if len(ps) > 0 {
-		ms := make([]*yaml.Node, len(ps))
-		for i, p := range ps {
-			ms[i] = p.m
-		}
-		l.b.Precompile(ms)
+}
+
+// field returns the value of key in mapping m (aliases followed), or nil
+// when absent or null.
+func field(m *yaml.Node, key string) *yaml.Node {
+	v := mapValue(m, key)
+	for v != nil && v.Kind == yaml.AliasNode {
+		v = v.Alias
 	}
-	for _, p := range ps {
-		l.buildNode(p.info, p.m)
+	if v == nil || (v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
+		return nil
 	}
-	for _, p := range ps {
-		if p.info.Node == nil {
-			return nil
-		}
-	}
-	if len(ps) == 0 && nodes != nil {
-		l.errAt(nodes, "a story needs at least one node")
-	}
-	l.warnGraph(s)
-	l.warnUnsetAttributes(s, root)
-	return s
+	return v
 }
 
 func (l *loader) buildNode(info *engine.NodeInfo, m *yaml.Node) {
 	for m != nil && m.Kind == yaml.AliasNode {
 		m = m.Alias
 	}
-	c := l.b.NewConfig(info, m)
+	c := newConfig(l.b, info, m)
 	if m == nil || m.Kind != yaml.MappingNode {
 		if fieldLike(l.o.Registry, info.ID) {
 			l.errAt(&yaml.Node{Line: info.Line, Column: info.Column}, "%s is indented like a node id, not as a field: indent it like the fields of the node above", info.ID)
 			return
 		}
-		c.ErrorAt(m, "a node must be a mapping with a type")
+		c.Errorf("", "a node must be a mapping with a type")
 		return
 	}
 	info.Type = c.String("type")
 	if info.Type == "" {
-		c.ErrorAt(m, "field type is required")
+		c.Errorf("", "field type is required")
 		return
 	}
 	spec, build, ok := l.o.Registry.Lookup(info.Type)
@@ -335,191 +395,13 @@ func (l *loader) buildNode(info *engine.NodeInfo, m *yaml.Node) {
 	c.CheckFields(spec.Fields, "type", "name")
 	node, err := build(c)
 	if err != nil {
-		c.ErrorAt(m, "%v", err)
+		c.Errorf("", "%v", err)
 		return
 	}
 	if c.Failed() {
 		return
 	}
 	info.Node = node
-}
-
-// parallelMin is the size from which a story's nodes are parsed on several
-// cores (yaml.v3 parses some 10 MB/s: a 2 MB story takes 200 ms on one).
-var parallelMin = 256 << 10
-
-// parse decodes the first YAML document of src. A big file is parsed in
-// parts, which also compile the nodes' expressions (pre).
-func parse(src []byte) (doc *yaml.Node, pre []*engine.Precompiled, err error) {
-	if n := runtime.GOMAXPROCS(0); n > 1 && len(src) >= parallelMin {
-		if doc, pre := parseSplit(src, 4*n); doc != nil {
-			return doc, pre, nil
-		}
-	}
-	doc = &yaml.Node{}
-	err = yaml.Unmarshal(src, doc)
-	return doc, nil, err
-}
-
-// parseSplit parses a story whose nodes: section is a block mapping in
-// parts: the section is cut before node keys (lines indented exactly as the
-// first key: nothing inside a node can be), the rest of the file and each
-// part are parsed at once, and the parts' nodes joined with their line
-// numbers shifted. It returns nil when src is not plainly laid out (tabs,
-// directives, several documents, no or several nodes: sections) or when any
-// piece fails to parse (an error, or an alias to an anchor of another part):
-// parse then parses the whole file, which reports errors as usual.
-func parseSplit(src []byte, parts int) (*yaml.Node, []*engine.Precompiled) {
-	starts := []int{0} // starts[i]: offset of line i (0-based)
-	for i, c := range src {
-		if c == '\n' && i+1 < len(src) {
-			starts = append(starts, i+1)
-		}
-	}
-	line := func(i int) []byte {
-		end := len(src)
-		if i+1 < len(starts) {
-			end = starts[i+1]
-		}
-		return bytes.TrimRight(src[starts[i]:end], "\r\n")
-	}
-	first, last := -1, len(starts) // the nodes: section is lines first..last-1
-	for i := range starts {
-		b := line(i)
-		if len(b) == 0 {
-			continue
-		}
-		switch {
-		case b[0] == '%', bytes.HasPrefix(b, []byte("---")), bytes.HasPrefix(b, []byte("...")), bytes.IndexByte(b, '\t') >= 0 && bytes.TrimLeft(b, " ")[0] == '\t':
-			return nil, nil
-		case first >= 0 && last == len(starts) && b[0] != ' ' && b[0] != '#':
-			last = i
-		case b[0] == 'n' && isNodesLine(b):
-			if first >= 0 {
-				return nil, nil
-			}
-			first = i + 1
-		}
-	}
-	if first < 0 {
-		return nil, nil
-	}
-	// The node keys: lines indented like the first one.
-	indent := -1
-	var keys []int
-	for i := first; i < last; i++ {
-		b := line(i)
-		t := bytes.TrimLeft(b, " ")
-		if len(t) == 0 || t[0] == '#' {
-			continue
-		}
-		n := len(b) - len(t)
-		if indent < 0 {
-			indent = n
-		}
-		switch {
-		case n < indent || indent == 0 || (n == indent && t[0] == '-'):
-			return nil, nil
-		case n == indent:
-			keys = append(keys, i)
-		}
-	}
-	if len(keys) < 2*parts {
-		return nil, nil
-	}
-	// Cut into parts of about equal size, at node keys.
-	size := starts[min(last, len(starts)-1)] - starts[first]
-	var cuts []int // first line of each part
-	for _, k := range keys {
-		if len(cuts) == 0 || starts[k]-starts[cuts[len(cuts)-1]] >= size/parts {
-			cuts = append(cuts, k)
-		}
-	}
-	end := len(src)
-	if last < len(starts) {
-		end = starts[last]
-	}
-	// The file without the section (blank lines keep the line numbers).
-	rest := make([]byte, 0, starts[first]+(last-first)+len(src)-end)
-	rest = append(rest, src[:starts[first]]...)
-	rest = append(rest, bytes.Repeat([]byte("\n"), last-first)...)
-	rest = append(rest, src[end:]...)
-
-	docs := make([]yaml.Node, len(cuts)+1)
-	errs := make([]error, len(cuts)+1)
-	pre := make([]*engine.Precompiled, len(cuts))
-	var wg sync.WaitGroup
-	for p := range docs {
-		piece := rest
-		if p < len(cuts) {
-			to := end
-			if p+1 < len(cuts) {
-				to = starts[cuts[p+1]]
-			}
-			piece = src[starts[cuts[p]]:to]
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[p] = yaml.Unmarshal(piece, &docs[p])
-			if d := &docs[p]; p < len(cuts) && errs[p] == nil && len(d.Content) == 1 && d.Content[0].Kind == yaml.MappingNode {
-				pre[p] = &engine.Precompiled{}
-				m := d.Content[0]
-				for i := 1; i < len(m.Content); i += 2 {
-					pre[p].Add(m.Content[i])
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	nodes := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	for p := range cuts {
-		d := &docs[p]
-		if errs[p] != nil || len(d.Content) != 1 || d.Content[0].Kind != yaml.MappingNode {
-			return nil, nil
-		}
-		shiftLines(d.Content[0], cuts[p])
-		if p == 0 {
-			nodes.Line, nodes.Column = d.Content[0].Line, d.Content[0].Column
-		}
-		nodes.Content = append(nodes.Content, d.Content[0].Content...)
-	}
-	doc := &docs[len(cuts)]
-	if errs[len(cuts)] != nil || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, nil
-	}
-	root := doc.Content[0]
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value == "nodes" && root.Content[i].Line == first {
-			if !isNull(root.Content[i+1]) {
-				return nil, nil
-			}
-			root.Content[i+1] = nodes
-			return doc, pre
-		}
-	}
-	return nil, nil
-}
-
-// isNodesLine tells whether b is "nodes:", maybe with spaces and a comment.
-func isNodesLine(b []byte) bool {
-	rest, ok := bytes.CutPrefix(b, []byte("nodes:"))
-	if !ok {
-		return false
-	}
-	rest = bytes.TrimLeft(rest, " ")
-	return len(rest) == 0 || rest[0] == '#'
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && (n.Value == "" || n.Value == "~" || n.Value == "null")
-}
-
-func shiftLines(n *yaml.Node, by int) {
-	n.Line += by
-	for _, c := range n.Content {
-		shiftLines(c, by)
-	}
 }
 
 // yamlError turns a yaml.v3 error ("yaml: line 3: ...") into a lint.
