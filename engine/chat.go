@@ -18,65 +18,65 @@ const (
 
 // Chat is the state of one conversation.
 type Chat struct {
-	ID             string         `json:"id" bson:"_id"`
-	StoryID        string         `json:"storyId" bson:"storyId"`
-	StoryVersion   int            `json:"storyVersion" bson:"storyVersion"`
-	Node           string         `json:"node" bson:"node"`
-	Status         Status         `json:"status" bson:"status"`
-	UserID         string         `json:"userId" bson:"userId"`
-	ExternalID     string         `json:"externalId,omitempty" bson:"externalId,omitempty"`
-	Attributes     map[string]any `json:"attributes" bson:"attributes"`
-	UserAttributes map[string]any `json:"userAttributes" bson:"userAttributes"`
+	ID             string         `json:"id"`
+	StoryID        string         `json:"storyId"`
+	StoryVersion   int            `json:"storyVersion"`
+	Node           string         `json:"node"`
+	Status         Status         `json:"status"`
+	UserID         string         `json:"userId"`
+	ExternalID     string         `json:"externalId,omitempty"`
+	Attributes     map[string]any `json:"attributes"`
+	UserAttributes map[string]any `json:"userAttributes"`
 	// Transcript is the chat's recent entries, oldest first: the last
 	// MaxTranscript (after a turn that added more, all of that turn's).
 	// The store keeps every entry (store.Store.GetTranscript).
-	Transcript []Entry `json:"transcript" bson:"transcript"`
+	Transcript []Entry `json:"transcript"`
 	// Seq is how many transcript entries the chat has ever had: the Seq of
 	// its last entry.
-	Seq   int64  `json:"seq" bson:"seq"`
-	Error string `json:"error,omitempty" bson:"error,omitempty"`
+	Seq   int64  `json:"seq"`
+	Error string `json:"error,omitempty"`
 	// Task is the chat's latest hand-off task (nil: none yet).
-	Task *Task `json:"task,omitempty" bson:"task,omitempty"`
+	Task *Task `json:"task,omitempty"`
 	// Waiting tells whether the chat waits for input at Node.
-	Waiting   bool      `json:"waiting" bson:"waiting"`
-	CreatedAt time.Time `json:"createdAt" bson:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt" bson:"updatedAt"`
+	Waiting   bool      `json:"waiting"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 	// Rev is the storage revision, for optimistic concurrency.
-	Rev int64 `json:"rev" bson:"rev"`
+	Rev int64 `json:"rev"`
 }
 
 // Entry is one line of a chat's transcript.
 type Entry struct {
 	// Seq numbers a chat's entries from 1, in order.
-	Seq      int64     `json:"seq" bson:"seq"`
-	From     string    `json:"from" bson:"from"` // "user", "bot" or "node"
-	Node     string    `json:"node,omitempty" bson:"node,omitempty"`
-	Input    *Input    `json:"input,omitempty" bson:"input,omitempty"`
-	Response *Response `json:"response,omitempty" bson:"response,omitempty"`
+	Seq      int64     `json:"seq"`
+	From     string    `json:"from"` // "user", "bot" or "node"
+	Node     string    `json:"node,omitempty"`
+	Input    *Input    `json:"input,omitempty"`
+	Response *Response `json:"response,omitempty"`
 	// Call is set on the first response a webhook call of an AI format
 	// answered: the model, why it stopped, the tokens it used.
-	Call *Call `json:"call,omitempty" bson:"call,omitempty"`
+	Call *Call `json:"call,omitempty"`
 	// Data is what a node noted about its run (From "node"): a webhook
 	// node notes the connection, the HTTP status and the answer's
 	// attributes, so that a chat can be replayed as a story test.
-	Data map[string]any `json:"data,omitempty" bson:"data,omitempty"`
+	Data map[string]any `json:"data,omitempty"`
 	// Steps are the nodes run by the turn that this entry began (the user's
 	// input, or a new chat's first entry).
-	Steps []Step    `json:"steps,omitempty" bson:"steps,omitempty"`
-	Time  time.Time `json:"time" bson:"time"`
+	Steps []Step    `json:"steps,omitempty"`
+	Time  time.Time `json:"time"`
 }
 
 // Call records one model call in the transcript, so that a chat's cost can
 // be read later.
 type Call struct {
-	Format       string `json:"format" bson:"format"`
-	Model        string `json:"model,omitempty" bson:"model,omitempty"`
-	StopReason   string `json:"stopReason,omitempty" bson:"stopReason,omitempty"`
-	InputTokens  int64  `json:"inputTokens" bson:"inputTokens"`
-	OutputTokens int64  `json:"outputTokens" bson:"outputTokens"`
+	Format       string `json:"format"`
+	Model        string `json:"model,omitempty"`
+	StopReason   string `json:"stopReason,omitempty"`
+	InputTokens  int64  `json:"inputTokens"`
+	OutputTokens int64  `json:"outputTokens"`
 	// Metadata is the answer's metadata (messages format): for logging
 	// and analytics, never sent to the user.
-	Metadata map[string]any `json:"metadata,omitempty" bson:"metadata,omitempty"`
+	Metadata map[string]any `json:"metadata,omitempty"`
 }
 
 // MaxTranscript is how many recent entries Chat.Transcript keeps (older

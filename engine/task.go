@@ -14,12 +14,12 @@ const (
 // Task is the work a handoff node leaves for a human. A chat keeps its
 // latest task; the server numbers tasks per chat.
 type Task struct {
-	ID        string         `json:"id" bson:"id"`
-	Status    TaskStatus     `json:"status" bson:"status"`
-	Data      map[string]any `json:"data" bson:"data"`
-	Assignee  string         `json:"assignee,omitempty" bson:"assignee,omitempty"`
-	CreatedAt time.Time      `json:"createdAt" bson:"createdAt"`
-	UpdatedAt time.Time      `json:"updatedAt" bson:"updatedAt"`
+	ID        string         `json:"id"`
+	Status    TaskStatus     `json:"status"`
+	Data      map[string]any `json:"data"`
+	Assignee  string         `json:"assignee,omitempty"`
+	CreatedAt time.Time      `json:"createdAt"`
+	UpdatedAt time.Time      `json:"updatedAt"`
 }
 
 // Append adds e to the transcript as the chat's next entry (a human

@@ -4,17 +4,17 @@ package engine
 // entry that began the turn (Entry.Steps), so that a stored chat can be
 // replayed node by node (what a node noted is in its "node" entries).
 type Step struct {
-	Node string `json:"node" bson:"node"`
+	Node string `json:"node"`
 	// Next is the node the chat went on to; empty when the turn ended here.
-	Next string `json:"next,omitempty" bson:"next,omitempty"`
+	Next string `json:"next,omitempty"`
 	// Route is which of the node's routes was taken (1-based, Turn.Pick);
 	// 0 when none was.
-	Route int `json:"route,omitempty" bson:"route,omitempty"`
+	Route int `json:"route,omitempty"`
 	// End tells how the turn ended at this node: wait, completed, handoff,
 	// failed (too many nodes) or error (a failure with no branch).
-	End string `json:"end,omitempty" bson:"end,omitempty"`
+	End string `json:"end,omitempty"`
 	// Error is why the node failed.
-	Error string `json:"error,omitempty" bson:"error,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // maxTraceSteps bounds the steps kept per turn (a turn that runs more keeps its

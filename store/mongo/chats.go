@@ -100,7 +100,13 @@ func newTurn(c *engine.Chat, rev int64, entries []engine.Entry, reply *store.Rep
 		at := evs[0].Time
 		d.Events, d.Outbox, d.OutboxAt = evs, true, &at
 	}
-	return bson.Marshal(d)
+	var buf bytes.Buffer
+	enc := bson.NewEncoder(bson.NewDocumentWriter(&buf))
+	enc.SetRegistry(registry)
+	if err := enc.Encode(d); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // turnSizes are the BSON sizes of a revision's entries and state, for
@@ -117,6 +123,7 @@ func decodeTurn(raw bson.Raw) (turnDoc, turnSizes, error) {
 	// As the client decodes (DefaultDocumentMap): nested documents in
 	// untyped values (an entry's data) become maps.
 	dec := bson.NewDecoder(bson.NewDocumentReader(bytes.NewReader(raw)))
+	dec.SetRegistry(registry)
 	dec.DefaultDocumentMap()
 	if err := dec.Decode(&d); err != nil {
 		return d, z, fmt.Errorf("decode revision: %w", err)

@@ -93,7 +93,7 @@ func OpenWith(ctx context.Context, uri string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := options.Client().ApplyURI(uri).SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true})
+	opts := options.Client().ApplyURI(uri).SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true}).SetRegistry(registry)
 	if o.Monitor != nil {
 		opts.SetMonitor(o.Monitor)
 	}
