@@ -10,7 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/maypok86/otter/v2"
 
 	"github.com/storyflow/storyflow/stories"
 )
@@ -20,9 +20,9 @@ const (
 	DefaultSessionRate = 30  // requests per session and window
 	DefaultIPRate      = 120 // requests per client IP and window
 	DefaultRateWindow  = time.Minute
-	// maxLimiterKeys bounds each limiter's memory: the least recently
-	// used keys beyond it are forgotten.
-	maxLimiterKeys = 50_000
+	// limiterBytes bounds each limiter's memory (keys and counters): the
+	// keys the cache values least are forgotten beyond it.
+	limiterBytes = 8 << 20
 )
 
 // RateLimits are the widget route's rate limits: at most Session requests
@@ -129,21 +129,28 @@ func (s *Server) limit(name string, max int, key func(*fiber.Ctx) string) fiber.
 	})
 }
 
-// limiterStorage is a fiber.Storage bounded to maxLimiterKeys keys, each
+// limiterStorage is a fiber.Storage bounded to limiterBytes, each key
 // kept for the limiter's window.
 type limiterStorage struct {
-	lru *expirable.LRU[string, []byte]
+	c *otter.Cache[string, []byte]
 }
 
 var _ fiber.Storage = (*limiterStorage)(nil)
 
+// limiterEntryBytes is what an entry costs beyond its key and value.
+const limiterEntryBytes = 64
+
 func newLimiterStorage(window time.Duration) *limiterStorage {
-	// A second beyond the window: the limiter rounds it up to seconds.
-	return &limiterStorage{lru: expirable.NewLRU[string, []byte](maxLimiterKeys, nil, window+time.Second)}
+	return &limiterStorage{c: otter.Must(&otter.Options[string, []byte]{
+		MaximumWeight: limiterBytes,
+		Weigher:       func(k string, v []byte) uint32 { return uint32(len(k) + len(v) + limiterEntryBytes) },
+		// A second beyond the window: the limiter rounds it up to seconds.
+		ExpiryCalculator: otter.ExpiryWriting[string, []byte](window + time.Second),
+	})}
 }
 
 func (l *limiterStorage) Get(key string) ([]byte, error) {
-	v, _ := l.lru.Get(key)
+	v, _ := l.c.GetIfPresent(key)
 	return v, nil
 }
 
@@ -151,17 +158,17 @@ func (l *limiterStorage) Set(key string, val []byte, _ time.Duration) error {
 	if key == "" || len(val) == 0 {
 		return nil
 	}
-	l.lru.Add(strings.Clone(key), append([]byte(nil), val...))
+	l.c.Set(strings.Clone(key), append([]byte(nil), val...))
 	return nil
 }
 
 func (l *limiterStorage) Delete(key string) error {
-	l.lru.Remove(key)
+	l.c.Invalidate(key)
 	return nil
 }
 
 func (l *limiterStorage) Reset() error {
-	l.lru.Purge()
+	l.c.InvalidateAll()
 	return nil
 }
 

@@ -1,10 +1,10 @@
 package mongo
 
 import (
-	"container/list"
 	"fmt"
 	"slices"
-	"sync"
+
+	"github.com/maypok86/otter/v2"
 
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/store"
@@ -185,85 +185,56 @@ func copyValue(v any) any {
 	return v // JSON scalars
 }
 
-// chatCache holds snaps by chat id, least recently used dropped first,
-// bounded in bytes.
+// chatCache holds snaps by chat id in an otter cache bounded in bytes
+// (what each snap weighs, sn.size).
 type chatCache struct {
-	mu   sync.Mutex
-	max  int64
-	size int64
-	m    map[string]*list.Element // of *cacheItem
-	lru  list.List
+	c *otter.Cache[string, *snap]
+	// max is the bound: a snap over an eighth of it is not cached.
+	max int64
 }
 
-type cacheItem struct {
-	id string
-	sn *snap
-}
+// snapOverhead estimates what an entry costs otter beyond its snap.
+const snapOverhead = 160
 
 func newChatCache(maxBytes int64) *chatCache {
-	return &chatCache{max: maxBytes, m: map[string]*list.Element{}}
+	return &chatCache{max: maxBytes, c: otter.Must(&otter.Options[string, *snap]{
+		MaximumWeight: uint64(max(maxBytes, 1)),
+		Weigher: func(id string, sn *snap) uint32 {
+			return uint32(min(snapOverhead+int64(len(id))+sn.size, 1<<32-1))
+		},
+	})}
 }
 
 func (c *chatCache) get(id string) *snap {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.m[id]
-	if !ok {
-		return nil
-	}
-	c.lru.MoveToFront(el)
-	return el.Value.(*cacheItem).sn
+	sn, _ := c.c.GetIfPresent(id)
+	return sn
 }
 
 // put caches sn unless a newer revision is cached.
 func (c *chatCache) put(id string, sn *snap) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.m[id]; ok {
-		it := el.Value.(*cacheItem)
-		if it.sn.chat.Rev > sn.chat.Rev {
-			return
+	big := sn.size > c.max/8
+	c.c.Compute(id, func(old *snap, found bool) (*snap, otter.ComputeOp) {
+		switch {
+		case found && old.chat.Rev > sn.chat.Rev:
+			return old, otter.CancelOp
+		case big:
+			return nil, otter.InvalidateOp
 		}
-		c.remove(el)
-	}
-	if sn.size > c.max/8 {
-		return
-	}
-	c.m[id] = c.lru.PushFront(&cacheItem{id: id, sn: sn})
-	c.size += sn.size
-	for c.size > c.max {
-		c.remove(c.lru.Back())
-	}
-}
-
-func (c *chatCache) remove(el *list.Element) {
-	it := el.Value.(*cacheItem)
-	c.lru.Remove(el)
-	delete(c.m, it.id)
-	c.size -= it.sn.size
+		return sn, otter.WriteOp
+	})
 }
 
 // forget drops a chat from the cache.
-func (c *chatCache) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.m[id]; ok {
-		c.remove(el)
-	}
-}
+func (c *chatCache) forget(id string) { c.c.Invalidate(id) }
 
 // markStale marks the cached chat stale if it is not newer than rev.
 func (c *chatCache) markStale(id string, rev int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.m[id]
-	if !ok {
-		return
-	}
-	it := el.Value.(*cacheItem)
-	if it.sn.chat.Rev <= rev && !it.sn.stale {
-		sn := *it.sn
+	c.c.Compute(id, func(old *snap, found bool) (*snap, otter.ComputeOp) {
+		if !found || old.chat.Rev > rev || old.stale {
+			return old, otter.CancelOp
+		}
+		sn := *old
 		sn.stale = true
-		it.sn = &sn
-	}
+		return &sn, otter.WriteOp
+	})
 }
