@@ -20,7 +20,8 @@ import (
 	"github.com/storyflow/storyflow/stories"
 )
 
-// Lint is a story problem as the API shows it.
+// Lint is a story problem as JSON shows it: the API's answers and
+// storyflow validate --json.
 type Lint struct {
 	File     string `json:"file"`
 	Line     int    `json:"line"`
@@ -32,7 +33,8 @@ type Lint struct {
 	Severity string `json:"severity"`
 }
 
-func lintsOf(ls []engine.Lint) []Lint {
+// LintsOf returns lints as JSON shows them.
+func LintsOf(ls []engine.Lint) []Lint {
 	out := make([]Lint, 0, len(ls))
 	for _, l := range ls {
 		sev := "error"
@@ -95,7 +97,7 @@ func invalidStory(err error) error {
 	if n > 1 {
 		msg += fmt.Sprintf(" (and %d more)", n-1)
 	}
-	return &Error{Status: http.StatusUnprocessableEntity, Code: "story_invalid", Message: oneLine(msg), Lints: lintsOf(le.Lints)}
+	return &Error{Status: http.StatusUnprocessableEntity, Code: "story_invalid", Message: oneLine(msg), Lints: LintsOf(le.Lints)}
 }
 
 // story returns story id at version (0: the latest), compiled once per
@@ -193,7 +195,7 @@ func (s *Server) putStory(c *fiber.Ctx) error {
 		status = http.StatusCreated
 	}
 	s.log.Info("story stored", "story", id, "version", version, "created", created, "warnings", len(warns))
-	return c.Status(status).JSON(putStoryAnswer{ID: id, Version: version, Warnings: lintsOf(warns)})
+	return c.Status(status).JSON(putStoryAnswer{ID: id, Version: version, Warnings: LintsOf(warns)})
 }
 
 type storyItem struct {
@@ -294,7 +296,7 @@ func (s *Server) validateStory(c *fiber.Ctx) error {
 	default:
 		lints = warns
 	}
-	return c.JSON(fiber.Map{"valid": err == nil, "lints": lintsOf(lints)})
+	return c.JSON(fiber.Map{"valid": err == nil, "lints": LintsOf(lints)})
 }
 
 // graphStory: GET /v1/stories/:id/graph?format=json|mermaid|dot[&version=N].

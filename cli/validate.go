@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/storyflow/storyflow/nodes"
 	"io"
 	"strings"
 
+	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/engine"
+	"github.com/storyflow/storyflow/nodes"
 	"github.com/storyflow/storyflow/stories"
 )
 
@@ -26,7 +27,9 @@ type fileReport struct {
 	OK       bool          `json:"ok"`
 	Errors   int           `json:"errors"`
 	Warnings int           `json:"warnings"`
-	Lints    []engine.Lint `json:"lints"`
+	Lints    []engine.Lint `json:"-"`
+	// JSON holds the lints as the API shows them (--json).
+	JSON []api.Lint `json:"lints"`
 }
 
 func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -64,6 +67,9 @@ func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, r.summary())
 	}
 	if *asJSON {
+		for i := range reports {
+			reports[i].JSON = api.LintsOf(reports[i].Lints)
+		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(map[string]any{"files": reports}); err != nil {

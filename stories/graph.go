@@ -1,211 +1,169 @@
 package stories
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
-	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/storyflow/storyflow/engine"
 )
 
-// warnGraph adds warnings for nodes unreachable from start and for cycles
-// on which no node waits for input.
-func (l *loader) warnGraph(s *engine.Story) {
-	if s.Nodes[s.Start] == nil {
-		return // a missing or unknown start is an error already
+// GraphFormats are the formats Graph writes.
+var GraphFormats = []string{"mermaid", "dot", "json"}
+
+// Graph draws a story's node graph as a Mermaid flowchart ("mermaid"), a
+// Graphviz digraph ("dot") or JSON ("json"). Edges come from each node's
+// Edges, nodes and edges in file order.
+func Graph(s *engine.Story, format string) (string, error) {
+	if s == nil {
+		return "", fmt.Errorf("graph: no story")
 	}
-	g := newGraph(s)
-	seen := make([]bool, len(g.nodes))
-	var stack []int
-	push := func(id string) {
-		if i, ok := g.index[id]; ok && !seen[i] {
-			seen[i] = true
-			stack = append(stack, i)
-		}
+	switch format {
+	case "mermaid":
+		return graphMermaid(s), nil
+	case "dot":
+		return graphDot(s), nil
+	case "json":
+		return graphJSON(s)
 	}
-	push(s.Start)
-	push(s.OnError)
-	for len(stack) > 0 {
-		n := g.nodes[stack[len(stack)-1]]
-		stack = stack[:len(stack)-1]
-		for _, e := range n.Edges {
-			push(e.To)
-		}
-	}
-	for i, n := range g.nodes {
-		if !seen[i] {
-			l.warn(n, "not reachable from start")
-		}
-	}
-	for _, cyc := range g.silentCycles() {
-		l.warn(g.nodes[cyc[0]], "cycle with no question: "+g.cycleText(cyc))
-	}
-	g.warnBeforeInput(s, l)
+	return "", fmt.Errorf("graph: unknown format %q (want %s)", format, strings.Join(GraphFormats, ", "))
 }
 
-// inputNeeder is a node that would send a service nothing before the chat
-// has user input (a webhook node of an AI format): NeedsInput says why, or
-// is empty when the node is fine without input.
-type inputNeeder interface {
-	NeedsInput() string
-}
-
-// warnBeforeInput warns at each inputNeeder that can run before any user
-// input: reachable from start (or onError) through nodes that do not wait.
-func (g *graph) warnBeforeInput(s *engine.Story, l *loader) {
-	seen := make([]bool, len(g.nodes))
-	var stack []int
-	push := func(id string) {
-		if i, ok := g.index[id]; ok && !seen[i] {
-			seen[i] = true
-			stack = append(stack, i)
-		}
+// edgeLabel is what an edge shows: the route condition, the button title,
+// else/failure, or nothing for next.
+func edgeLabel(e engine.Edge) string {
+	if e.Label != "" {
+		return e.Label
 	}
-	push(s.Start)
-	push(s.OnError)
-	for len(stack) > 0 {
-		n := g.nodes[stack[len(stack)-1]]
-		stack = stack[:len(stack)-1]
-		if n.Waits {
-			continue
-		}
-		if ni, ok := n.Node.(inputNeeder); ok {
-			if msg := ni.NeedsInput(); msg != "" {
-				l.warn(n, msg)
-			}
-		}
-		for _, e := range n.Edges {
-			push(e.To)
-		}
+	if e.Kind == "next" {
+		return ""
 	}
+	return e.Kind
 }
 
-func (l *loader) warn(n *engine.NodeInfo, msg string) {
-	l.b.Lints = append(l.b.Lints, engine.Lint{
-		File: l.b.File, Line: n.Line, Column: n.Column, Node: n.ID, NodeType: n.Type,
-		Message: msg, Warning: true,
-	})
-}
+// mermaidText escapes text for a quoted Mermaid label.
+var mermaidText = strings.NewReplacer(
+	"#", "#35;", `"`, "#quot;", "<", "#lt;", ">", "#gt;", "&", "#amp;",
+	"|", "#124;", "`", "#96;", "\r\n", " ", "\n", " ", "\r", " ",
+)
 
-// graph is a story's nodes numbered in file order.
-type graph struct {
-	nodes []*engine.NodeInfo
-	index map[string]int
-}
-
-func newGraph(s *engine.Story) *graph {
-	g := &graph{index: make(map[string]int, len(s.Order))}
+// graphMermaid writes a flowchart. Mermaid ids are n0, n1… in file order,
+// since node ids like "end" are Mermaid keywords.
+func graphMermaid(s *engine.Story) string {
+	var b strings.Builder
+	b.WriteString("flowchart TD\n")
+	ids := make(map[string]string, len(s.Order))
+	idOf := func(node string) string {
+		if id, ok := ids[node]; ok {
+			return id
+		}
+		id := "n" + strconv.Itoa(len(ids))
+		ids[node] = id
+		return id
+	}
 	for _, id := range s.Order {
-		if n := s.Nodes[id]; n != nil {
-			g.index[id] = len(g.nodes)
-			g.nodes = append(g.nodes, n)
-		}
+		n := s.Nodes[id]
+		fmt.Fprintf(&b, "  %s[\"%s<br/>(%s)\"]\n", idOf(id), mermaidText.Replace(n.Name), mermaidText.Replace(n.Type))
 	}
-	return g
-}
-
-// cycleText names a cycle ("a -> b -> a"), its first nodes when it is long.
-func (g *graph) cycleText(cyc []int) string {
-	const most = 10
-	ids := make([]string, 0, most+1)
-	for _, i := range cyc[:min(len(cyc), most)] {
-		ids = append(ids, g.nodes[i].ID)
-	}
-	if len(cyc) > most {
-		return fmt.Sprintf("%s -> ... (%d nodes)", strings.Join(ids, " -> "), len(cyc))
-	}
-	return strings.Join(append(ids, ids[0]), " -> ")
-}
-
-// silentCycles finds strongly connected components (Tarjan, iterative) of the
-// graph without waiting nodes (goto edges excluded: they need a click) that
-// hold a cycle, each as its node numbers in file order.
-func (g *graph) silentCycles() [][]int {
-	n := len(g.nodes)
-	succ := func(v int) []int {
-		if g.nodes[v].Waits {
-			return nil
-		}
-		var ws []int
-		for _, e := range g.nodes[v].Edges {
+	for _, id := range s.Order {
+		for _, e := range s.Nodes[id].Edges {
+			arrow := "-->"
 			if e.Kind == "goto" {
-				continue
+				arrow = "-.->"
 			}
-			if w, ok := g.index[e.To]; ok && !g.nodes[w].Waits {
-				ws = append(ws, w)
-			}
-		}
-		return ws
-	}
-	index := make([]int, n) // 0: not visited; else visit order + 1
-	low := make([]int, n)
-	onStack := make([]bool, n)
-	var stack []int
-	var out [][]int
-	next := 1
-	type frame struct {
-		v, i int
-		succ []int
-	}
-	var frames []frame
-	for root := range n {
-		if index[root] != 0 || g.nodes[root].Waits {
-			continue
-		}
-		frames = append(frames[:0], frame{v: root, succ: succ(root)})
-		index[root], low[root] = next, next
-		next++
-		stack = append(stack, root)
-		onStack[root] = true
-		for len(frames) > 0 {
-			f := &frames[len(frames)-1]
-			if f.i < len(f.succ) {
-				w := f.succ[f.i]
-				f.i++
-				if index[w] == 0 {
-					index[w], low[w] = next, next
-					next++
-					stack = append(stack, w)
-					onStack[w] = true
-					frames = append(frames, frame{v: w, succ: succ(w)})
-				} else if onStack[w] {
-					low[f.v] = min(low[f.v], index[w])
-				}
-				continue
-			}
-			v := f.v
-			frames = frames[:len(frames)-1]
-			if len(frames) > 0 {
-				p := frames[len(frames)-1].v
-				low[p] = min(low[p], low[v])
-			}
-			if low[v] != index[v] {
-				continue
-			}
-			var comp []int
-			for {
-				w := stack[len(stack)-1]
-				stack = stack[:len(stack)-1]
-				onStack[w] = false
-				comp = append(comp, w)
-				if w == v {
-					break
-				}
-			}
-			if len(comp) > 1 || g.selfLoop(v) {
-				slices.Sort(comp)
-				out = append(out, comp)
+			if l := edgeLabel(e); l != "" {
+				fmt.Fprintf(&b, "  %s %s|\"%s\"| %s\n", idOf(id), arrow, mermaidText.Replace(l), idOf(e.To))
+			} else {
+				fmt.Fprintf(&b, "  %s %s %s\n", idOf(id), arrow, idOf(e.To))
 			}
 		}
 	}
-	return out
+	if _, ok := s.Nodes[s.Start]; ok {
+		fmt.Fprintf(&b, "  classDef start stroke-width:3px\n  class %s start\n", idOf(s.Start))
+	}
+	return b.String()
 }
 
-func (g *graph) selfLoop(v int) bool {
-	for _, e := range g.nodes[v].Edges {
-		if e.To == g.nodes[v].ID && e.Kind != "goto" {
-			return true
+// dotQuote quotes s as a DOT string.
+func dotQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r\n", `\n`, "\n", `\n`, "\r", `\n`)
+	return `"` + r.Replace(s) + `"`
+}
+
+func graphDot(s *engine.Story) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "digraph %s {\n", dotQuote(s.ID))
+	b.WriteString("  node [shape=box, style=rounded];\n")
+	for _, id := range s.Order {
+		n := s.Nodes[id]
+		attrs := "label=" + dotQuote(n.Name+"\n("+n.Type+")")
+		if id == s.Start {
+			attrs += ", peripheries=2"
+		}
+		fmt.Fprintf(&b, "  %s [%s];\n", dotQuote(id), attrs)
+	}
+	for _, id := range s.Order {
+		for _, e := range s.Nodes[id].Edges {
+			var attrs []string
+			if l := edgeLabel(e); l != "" {
+				attrs = append(attrs, "label="+dotQuote(l))
+			}
+			if e.Kind == "goto" {
+				attrs = append(attrs, "style=dashed")
+			}
+			fmt.Fprintf(&b, "  %s -> %s", dotQuote(id), dotQuote(e.To))
+			if len(attrs) > 0 {
+				fmt.Fprintf(&b, " [%s]", strings.Join(attrs, ", "))
+			}
+			b.WriteString(";\n")
 		}
 	}
-	return false
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// GraphJSON is the json format of Graph.
+type GraphJSON struct {
+	ID    string      `json:"id"`
+	Start string      `json:"start"`
+	Nodes []GraphNode `json:"nodes"`
+	Edges []GraphEdge `json:"edges"`
+}
+
+// GraphNode is a node of GraphJSON.
+type GraphNode struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Line int    `json:"line"`
+}
+
+// GraphEdge is an edge of GraphJSON; Kind is next, else, failure, route,
+// goto or a custom node's kind; Label is the route condition or button title.
+type GraphEdge struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Kind  string `json:"kind"`
+	Label string `json:"label"`
+}
+
+func graphJSON(s *engine.Story) (string, error) {
+	g := GraphJSON{ID: s.ID, Start: s.Start, Nodes: []GraphNode{}, Edges: []GraphEdge{}}
+	for _, id := range s.Order {
+		n := s.Nodes[id]
+		g.Nodes = append(g.Nodes, GraphNode{ID: id, Name: n.Name, Type: n.Type, Line: n.Line})
+		for _, e := range n.Edges {
+			g.Edges = append(g.Edges, GraphEdge{From: id, To: e.To, Kind: e.Kind, Label: e.Label})
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(g); err != nil {
+		return "", fmt.Errorf("encode graph: %w", err)
+	}
+	return buf.String(), nil
 }

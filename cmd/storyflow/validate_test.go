@@ -103,12 +103,29 @@ func TestValidateJSON(t *testing.T) {
 				Column  int    `json:"column"`
 				Node    string `json:"node"`
 				Message string `json:"message"`
-				Warning bool   `json:"warning"`
+				// Severity as in the API's lints (api.Lint).
+				Severity string `json:"severity"`
 			} `json:"lints"`
 		} `json:"files"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, r.stdout)
+	}
+	// The same keys as the API's lints.
+	var raw struct {
+		Files []struct {
+			Lints []map[string]any `json:"lints"`
+		} `json:"files"`
+	}
+	json.Unmarshal([]byte(r.stdout), &raw)
+	for _, l := range raw.Files[0].Lints {
+		for k := range l {
+			switch k {
+			case "file", "line", "column", "node", "nodeType", "message", "severity":
+			default:
+				t.Errorf("lint key %q is not the API's", k)
+			}
+		}
 	}
 	if len(got.Files) != 2 {
 		t.Fatalf("got %d files, want 2", len(got.Files))
@@ -117,10 +134,10 @@ func TestValidateJSON(t *testing.T) {
 	if bad.OK || bad.Errors != 4 || len(bad.Lints) != 4 {
 		t.Errorf("bad.yaml: ok=%v errors=%d lints=%d, want false 4 4", bad.OK, bad.Errors, len(bad.Lints))
 	}
-	if l := bad.Lints[0]; l.Line != 9 || l.Column != 11 || l.Node != "hello" || l.Message != `next: node "nowhere" not found` {
+	if l := bad.Lints[0]; l.Line != 9 || l.Column != 11 || l.Node != "hello" || l.Message != `next: node "nowhere" not found` || l.Severity != "error" {
 		t.Errorf("first lint %+v", l)
 	}
-	if !warn.OK || warn.Warnings != 1 || len(warn.Lints) != 1 || !warn.Lints[0].Warning || warn.Lints[0].Node != "orphan" {
+	if !warn.OK || warn.Warnings != 1 || len(warn.Lints) != 1 || warn.Lints[0].Severity != "warning" || warn.Lints[0].Node != "orphan" {
 		t.Errorf("warn.yaml: %+v", warn)
 	}
 }
