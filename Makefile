@@ -61,13 +61,16 @@ test-studio:
 		diff -r "$$out" ../dist | head -5; exit 1; \
 	fi; echo "studio bundle matches its sources"
 
-# A short fuzzing run of each fuzz target (CI runs it too).
+# A short fuzzing run of every fuzz target (each func Fuzz... of a tracked
+# _test.go file, found here; CI runs it too).
 FUZZTIME ?= 20s
 fuzz:
-	$(GO) test ./stories -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
-	$(GO) test ./webhook -run='^$$' -fuzz='^FuzzDecodeAnswer$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
-	$(GO) test ./engine -run='^$$' -fuzz='^FuzzResponseAppendJSON$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
-	$(GO) test ./api -run='^$$' -fuzz='^FuzzHTTP$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s
+	@set -e; for f in $$(git ls-files '*_test.go' | xargs grep -l '^func Fuzz'); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "$(GO) test ./$$(dirname $$f) -fuzz=^$$t\$$"; \
+			$(GO) test ./$$(dirname $$f) -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s; \
+		done; \
+	done
 
 # Benchmarks: the Go benchmarks, then the load test (bench/loadtest:
 # storyflow turns against hand-written fiber baselines on loopback; see
