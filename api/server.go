@@ -234,9 +234,6 @@ func New(cfg Config) (*Server, error) {
 // App returns the fiber app (for app.Test).
 func (s *Server) App() *fiber.App { return s.app }
 
-// Registry returns the server's node type registry.
-func (s *Server) Registry() *engine.Registry { return s.reg }
-
 func (s *Server) routes() {
 	app := s.app
 	app.Use(s.observeRequests)

@@ -101,7 +101,6 @@ type Config struct {
 	b        *Build
 	info     *NodeInfo
 	m        *yaml.Node // mapping node
-	failed   bool
 	parent   *Config
 	hasError *bool
 }

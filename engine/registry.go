@@ -188,14 +188,3 @@ func (r *Registry) Scopes() map[string]any {
 	}
 	return out
 }
-
-// Clone returns a registry with the same types, to add more to.
-func (r *Registry) Clone() *Registry {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	c := NewRegistry()
-	for k, v := range r.types {
-		c.types[k] = v
-	}
-	return c
-}

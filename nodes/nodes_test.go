@@ -37,13 +37,12 @@ func loadErr(t *testing.T, src string) string {
 // chat runs a story: it starts a chat and sends each input, returning the
 // chat and the texts (message or title) of the last turn's responses.
 type chat struct {
-	t     *testing.T
-	r     *engine.Runner
-	s     *engine.Story
-	c     *engine.Chat
-	turn  *engine.Turn
-	sink  *sink
-	attrs map[string]any
+	t    *testing.T
+	r    *engine.Runner
+	s    *engine.Story
+	c    *engine.Chat
+	turn *engine.Turn
+	sink *sink
 }
 
 type sink struct{ events []engine.Event }

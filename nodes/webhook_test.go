@@ -371,7 +371,7 @@ nodes:
 				u = newHook(t, tt.handler).URL
 			}
 			timeout := cmpOr(tt.timeout, "2s")
-			errs := webhook.NewErrors()
+			errs := newRecorded()
 			logs := &records{}
 			s := whLoad(t, fmt.Sprintf(story, u, timeout), nodes.Options{Webhooks: tt.client, WebhookErrors: errs, Logger: slog.New(logs)})
 			c := engine.NewChat(s, "c", "", "", nil, nil)
@@ -443,7 +443,7 @@ func TestWebhookErrorClearedBySuccess(t *testing.T) {
 		}
 		io.WriteString(w, `{}`)
 	})
-	errs := webhook.NewErrors()
+	errs := newRecorded()
 	s := whLoad(t, fmt.Sprintf("id: s\nstart: call\nwebhooks: {crm: {url: %q}}\nnodes:\n  call: {type: webhook, webhook: crm, failure: call_again}\n  call_again: {type: webhook, webhook: crm}\n", h.URL),
 		nodes.Options{WebhookErrors: errs})
 	c := engine.NewChat(s, "c", "", "", nil, nil)
@@ -581,7 +581,7 @@ func TestWebhookAPIConnections(t *testing.T) {
 	store := &conns{m: map[string]webhook.Connection{
 		"s/tracking": {StoryID: "s", ID: "611f9ad1fe24s3d0007d14ad4", Name: "tracking", URL: first.URL, Token: "t"},
 	}}
-	errs := webhook.NewErrors()
+	errs := newRecorded()
 	src := `
 id: s
 start: ask
@@ -1043,7 +1043,7 @@ func TestWebhookBeforeInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHook(t, answers(200, `{}`))
-			errs := webhook.NewErrors()
+			errs := newRecorded()
 			src := fmt.Sprintf("id: s\nstart: hi\nwebhooks: {crm: {url: %q}}\nnodes:\n  hi: {type: message, responses: [{type: text, message: Hi}], next: ai}\n  done: {type: end, responses: [{type: text, message: done}]}\n  sorry: {type: end, responses: [{type: text, message: sorry}]}\n", h.URL)
 			src = strings.Replace(src, "  done:", "\n"+tt.nodes+"  done:", 1)
 			src = strings.Replace(src, "next: done}\n", "next: done, failure: sorry}\n", 1)
@@ -1150,7 +1150,7 @@ func TestWebhookWidgetFormRefused(t *testing.T) {
 		}
 		fmt.Fprintf(w, `{"content_type":"form","content_attributes":{"form":{"submitUrl":%q,"fields":[{"id":"name","type":"text","label":"Name","required":true}]}}}`, h.URL+"/submit")
 	})
-	errs := webhook.NewErrors()
+	errs := newRecorded()
 	s := whLoad(t, fmt.Sprintf(`
 id: s
 start: ask
@@ -1180,7 +1180,7 @@ nodes:
 func TestWebhookCircuitOpen(t *testing.T) {
 	h := newHook(t, answers(503, `{"error":"overloaded"}`))
 	client := webhook.NewClient(webhook.Options{AllowPrivate: true, BreakerFailures: 2, BreakerOpen: time.Hour})
-	errs := webhook.NewErrors()
+	errs := newRecorded()
 	logs := &records{}
 	src := fmt.Sprintf(`
 id: s
@@ -1226,7 +1226,7 @@ func TestWebhookMaxInFlight(t *testing.T) {
 	})
 	defer close(release)
 	client := webhook.NewClient(webhook.Options{AllowPrivate: true, QueueWait: 10 * time.Millisecond})
-	errs := webhook.NewErrors()
+	errs := newRecorded()
 	logs := &records{}
 	src := fmt.Sprintf(`
 id: s
@@ -1259,4 +1259,29 @@ nodes:
 	if c := <-first; c.Attributes["ok"] != true {
 		t.Errorf("first chat: attributes %v, error %q", c.Attributes, c.Error)
 	}
+}
+
+// recorded is a webhook.Recorder that keeps each connection's last failure.
+type recorded struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func newRecorded() *recorded { return &recorded{m: map[string]string{}} }
+
+func (r *recorded) Record(_ context.Context, c *webhook.Connection, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if reason == "" {
+		delete(r.m, c.StoryID+"/"+c.ID)
+	} else {
+		r.m[c.StoryID+"/"+c.ID] = reason
+	}
+}
+
+// Get returns the last failure of connection id of story storyID.
+func (r *recorded) Get(storyID, id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m[storyID+"/"+id]
 }

@@ -328,28 +328,6 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-func TestErrors(t *testing.T) {
-	e := webhook.NewErrors()
-	crm := &webhook.Connection{StoryID: "s", ID: "crm"}
-	other := &webhook.Connection{StoryID: "t", ID: "crm"}
-	e.Record(context.Background(), crm, "Request failed with status code 404")
-	e.Record(context.Background(), other, "Connection refused")
-	if got := e.Get("s", "crm"); got != "Request failed with status code 404" {
-		t.Errorf("Get = %q", got)
-	}
-	e.Record(context.Background(), crm, "")
-	if got := e.Get("s", "crm"); got != "" {
-		t.Errorf("after success, Get = %q", got)
-	}
-	if got := e.Get("t", "crm"); got != "Connection refused" {
-		t.Errorf("other story's connection: %q", got)
-	}
-	e.Clear("t", "crm")
-	if got := e.Get("t", "crm"); got != "" {
-		t.Errorf("after Clear: %q", got)
-	}
-}
-
 func TestConnectionCheck(t *testing.T) {
 	headers := map[string]string{}
 	for i := range 11 {
@@ -393,35 +371,6 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
-}
-
-func TestSampleRequest(t *testing.T) {
-	body, _, url := capture(t, 200, `{"responses":[{"type":"text","message":"pong"}]}`)
-	res, err := local.Call(context.Background(), &webhook.Connection{ID: "w1", Name: "crm", URL: url}, webhook.SampleRequest(webhook.FormatChatbot, "support", "Support"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]any
-	json.Unmarshal([]byte(*body), &got)
-	if got["chatId"] != "test-chat" || got["node"].(map[string]any)["webhookId"] != "w1" || got["userAttributes"].(map[string]any)["default_name"] != "Test User" {
-		t.Errorf("sample request %s", *body)
-	}
-	if string(res.Body) != `{"responses":[{"type":"text","message":"pong"}]}` || res.Status != 200 {
-		t.Errorf("result %+v", res)
-	}
-}
-
-// capture is a loopback server that records the request body and answers.
-func capture(t *testing.T, status int, answer string) (*string, *http.Header, string) {
-	t.Helper()
-	var body string
-	var h http.Header
-	srv := server(t, func(w http.ResponseWriter, r *http.Request) {
-		body, h = string(must(io.ReadAll(r.Body))), r.Header
-		w.WriteHeader(status)
-		io.WriteString(w, answer)
-	})
-	return &body, &h, srv.URL
 }
 
 // A redirect never carries the connection's token or headers elsewhere.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -172,49 +171,4 @@ type Connections interface {
 // every call with a one-line reason, or "" after a success.
 type Recorder interface {
 	Record(ctx context.Context, c *Connection, reason string)
-}
-
-// Errors is an in-memory Recorder, safe for concurrent use.
-type Errors struct {
-	mu sync.RWMutex
-	m  map[errorKey]string
-}
-
-type errorKey struct{ story, id string }
-
-var _ Recorder = (*Errors)(nil)
-
-// NewErrors returns an empty Errors.
-func NewErrors() *Errors { return &Errors{m: map[errorKey]string{}} }
-
-// Record implements Recorder.
-func (e *Errors) Record(_ context.Context, c *Connection, reason string) {
-	k := errorKey{c.StoryID, c.ID}
-	e.mu.RLock()
-	old, ok := e.m[k]
-	e.mu.RUnlock()
-	if (reason == "" && !ok) || (ok && old == reason) {
-		return
-	}
-	e.mu.Lock()
-	if reason == "" {
-		delete(e.m, k)
-	} else {
-		e.m[k] = reason
-	}
-	e.mu.Unlock()
-}
-
-// Get returns the last failure of connection id of story storyID ("" when the last call worked).
-func (e *Errors) Get(storyID, id string) string {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.m[errorKey{storyID, id}]
-}
-
-// Clear forgets the failure of a connection.
-func (e *Errors) Clear(storyID, id string) {
-	e.mu.Lock()
-	delete(e.m, errorKey{storyID, id})
-	e.mu.Unlock()
 }

@@ -412,19 +412,3 @@ func firstNonEmpty(ss ...string) string {
 	}
 	return ""
 }
-
-// SampleRequest is a request with sample chat data, for the API's test
-// route: it keeps the raw answer and accepts any goto target.
-func SampleRequest(f Format, storyID, storyName string) *Request {
-	return &Request{
-		Format: f, ChatID: "test-chat", UserID: "test-user", StoryID: storyID, StoryName: storyName,
-		NodeID: "test", NodeName: "Test",
-		UserAttributes: map[string]any{"default_name": "Test User", "default_email": "test@example.com"},
-		Attributes:     map[string]any{},
-		Input:          "Hello",
-		Messages:       []Message{{Role: "user", Content: "Hello"}},
-		Model:          "test",
-		Options:        ModelOptions{MaxTokens: 16},
-		KeepBody:       true,
-	}
-}

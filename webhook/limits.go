@@ -69,10 +69,9 @@ type limitKey struct {
 
 // connState is one connection's semaphore and breaker.
 type connState struct {
-	sem    *semaphore.Weighted // nil: no bound
-	max    int
-	cb     *gobreaker.TwoStepCircuitBreaker[struct{}] // nil: no breaker
-	probes int
+	sem *semaphore.Weighted // nil: no bound
+	max int
+	cb  *gobreaker.TwoStepCircuitBreaker[struct{}] // nil: no breaker
 
 	mu      sync.Mutex
 	last    string // reason of the last failure counted

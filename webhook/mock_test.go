@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -247,5 +246,3 @@ func quote(s string) string {
 func bearerOK(r *http.Request, token string) bool {
 	return r.Header.Get("Authorization") == "Bearer "+token
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
