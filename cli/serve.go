@@ -89,21 +89,10 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "storyflow serve: --webhook-max-in-flight and --webhook-breaker-failures must be 0 or more")
 		return exitUsage
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "storyflow serve: --log-level: %v\n", err)
-		return exitUsage
-	}
-	log, err := newLogger(stderr, *logFormat, level)
+	log, err := setUpProcess(stderr, *logLevel, *logFormat)
 	if err != nil {
 		fmt.Fprintf(stderr, "storyflow serve: %v\n", err)
 		return exitUsage
-	}
-	slog.SetDefault(log)
-	if os.Getenv("GOGC") == "" {
-		// The live heap is small and turns allocate briskly: collect less
-		// often (GOGC overrides).
-		debug.SetGCPercent(gcPercent)
 	}
 
 	if *mongoURI == "" {
@@ -149,45 +138,91 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		log.Error("start server", "err", err)
 		return exitFail
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := listenWithStories(srv, *addr, *storiesDir, *poll, log)
 	if err != nil {
-		log.Error("listen", "err", err)
+		log.Error("start", "err", err)
 		return exitFail
-	}
-	if *storiesDir != "" {
-		loaded, failed, err := srv.WatchStories(*storiesDir, *poll)
-		if err != nil {
-			ln.Close()
-			log.Error("load stories", "err", err)
-			return exitFail
-		}
-		log.Info("stories loaded", "dir", *storiesDir, "loaded", loaded, "failed", failed)
 	}
 
 	if pprofAddr != "" {
-		pln, err := net.Listen("tcp", pprofAddr)
+		pln, err := servePprof(pprofAddr, log)
 		if err != nil {
 			ln.Close()
 			log.Error("listen for pprof", "err", err)
 			return exitFail
 		}
 		defer pln.Close()
-		go http.Serve(pln, pprofMux())
-		log.Info("pprof", "addr", pln.Addr().String())
 	}
+	announce := func() {
+		log.Info("listening", "addr", ln.Addr().String(), "allowPrivateWebhooks", *allowPrivate)
+		fmt.Fprintf(stderr, "storyflow: serving on http://%s\n", ln.Addr())
+		if generated {
+			log.Warn("no API token set (STORYFLOW_API_TOKEN or --token); generated one for this run and printed it once on stderr")
+			fmt.Fprintf(stderr, "storyflow: API token: %s\n", *token)
+		}
+	}
+	return serveUntilSignal(srv, ln, *shutdownTimeout, log, announce)
+}
 
+// listenWithStories listens on addr, then loads the stories of dir (none
+// when "") and watches it for changes every poll.
+func listenWithStories(srv *api.Server, addr, dir string, poll time.Duration, log *slog.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if dir != "" {
+		loaded, failed, err := srv.WatchStories(dir, poll)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("load stories: %w", err)
+		}
+		log.Info("stories loaded", "dir", dir, "loaded", loaded, "failed", failed)
+	}
+	return ln, nil
+}
+
+// setUpProcess sets the default logger (level and format) and the
+// garbage collector's pace for a server.
+func setUpProcess(stderr io.Writer, logLevel, logFormat string) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	log, err := newLogger(stderr, logFormat, level)
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(log)
+	if os.Getenv("GOGC") == "" {
+		// The live heap is small and turns allocate briskly: collect less
+		// often (GOGC overrides).
+		debug.SetGCPercent(gcPercent)
+	}
+	return log, nil
+}
+
+// servePprof serves the profiling handlers on addr until the listener it
+// returns is closed.
+func servePprof(addr string, log *slog.Logger) (net.Listener, error) {
+	pln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	go http.Serve(pln, pprofMux())
+	log.Info("pprof", "addr", pln.Addr().String())
+	return pln, nil
+}
+
+// serveUntilSignal serves srv on ln (announce tells once it does) until
+// SIGINT or SIGTERM, then shuts down within timeout, finishing the
+// requests in flight.
+func serveUntilSignal(srv *api.Server, ln net.Listener, timeout time.Duration, log *slog.Logger, announce func()) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	url := "http://" + ln.Addr().String()
-	log.Info("listening", "addr", ln.Addr().String(), "allowPrivateWebhooks", *allowPrivate)
-	fmt.Fprintf(stderr, "storyflow: serving on %s\n", url)
-	if generated {
-		log.Warn("no API token set (STORYFLOW_API_TOKEN or --token); generated one for this run and printed it once on stderr")
-		fmt.Fprintf(stderr, "storyflow: API token: %s\n", *token)
-	}
-
+	announce()
 	select {
 	case err := <-errc:
 		log.Error("serve", "err", err)
@@ -196,8 +231,8 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	case <-ctx.Done():
 	}
 	stop()
-	log.Info("shutting down; finishing requests in flight", "timeout", shutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	log.Info("shutting down; finishing requests in flight", "timeout", timeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	code := exitOK
 	if err := srv.Shutdown(sctx); err != nil {
