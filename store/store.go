@@ -1,8 +1,14 @@
-// Package store is storyflow's storage: stories (versioned), chats (with
-// optimistic concurrency and remembered replies) and webhook connections.
-// Two implementations pass one behaviour suite (store/storetest):
-// store/embedded (pebble in a local data directory, the default) and
-// store/mongo (MongoDB, shared by many server processes).
+// Package store defines storyflow's storage: the Store interface (stories
+// by version, chats with optimistic concurrency, their full transcripts and
+// the replies remembered for repeated message ids, webhook connections) and
+// the optional Outbox interface (events written atomically with the chat
+// change that caused them, event-webhook subscriptions and their
+// deliveries, chat erasure). It holds the shared types and helpers, not an
+// implementation: store/embedded (pebble in a local data directory, the
+// default) and store/mongo (MongoDB, shared by many server processes) each
+// implement both interfaces, keep their own encodings, and pass the suites
+// of store/storetest (Run, RunOutbox; the embedded store also Crash: a
+// kill -9 loses no acknowledged write).
 package store
 
 import (

@@ -54,6 +54,8 @@ var Spec = engine.Spec{
 		},
 		{Name: fieldAttribute, Kind: engine.KindString, Sets: true, Description: "attribute to record the branch taken in, e.g. variant"},
 	},
+	// The rest of the turn reads the branch taken as split.branch.
+	Scope: &engine.Scope{Name: Type, Defaults: map[string]any{"branch": ""}},
 }
 
 // Split is a compiled split node.
@@ -129,12 +131,14 @@ func New(c *engine.Config) (engine.Node, error) {
 	return n, nil
 }
 
-// Run implements engine.Node: it picks a branch and goes there.
+// Run implements engine.Node: it picks a branch and goes there. The rest
+// of the turn's expressions read the branch as split.branch.
 func (n *Split) Run(_ context.Context, t *engine.Turn) (engine.Result, error) {
 	b, ok := n.Pick(t.Chat.UserID, t.Node.ID)
 	if !ok {
 		return engine.Result{}, fmt.Errorf("split: no branch with a positive weight")
 	}
+	t.Set(Type, map[string]any{"branch": b.Name})
 	if n.Attribute != "" {
 		t.SetAttribute(n.Attribute, b.Name)
 	}

@@ -297,3 +297,32 @@ func BenchmarkPick(b *testing.B) {
 		}
 	}
 }
+
+// TestScope: the nodes after a split read the branch taken as split.branch
+// in the same turn (a node scope), with no attribute set.
+func TestScope(t *testing.T) {
+	src := `
+id: s
+start: pick
+nodes:
+  pick:
+    type: split
+    branches:
+      - {name: A, weight: 1, next: say}
+  say:
+    type: message
+    responses: [{type: text, message: "branch {{ split.branch }}"}]
+`
+	story, _, err := stories.Load("s.yaml", []byte(src), stories.Options{Registry: registry(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r engine.Runner
+	turn, err := r.Start(context.Background(), story, engine.NewChat(story, "c", "u", "", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(turn.Output) != 1 || turn.Output[0].Message != "branch A" {
+		t.Errorf("output %+v, want the message \"branch A\"", turn.Output)
+	}
+}
