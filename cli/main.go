@@ -5,7 +5,9 @@
 //	func main() { cli.Main(split.Register) }
 //
 // Every command then knows the extra types: validate lints them, schema
-// describes them, graph draws them, chat, test and serve run them.
+// describes them, graph draws them, chat, test and serve run them. Run is
+// the same without the process, for tests and embedding. Write node types
+// against package engine; examples/customnode is a complete custom binary.
 package cli
 
 import (
@@ -63,8 +65,16 @@ func Main(register ...func(*engine.Registry) error) {
 	// Random ids (chats, webhook message ids) from a buffered pool, not a
 	// getrandom call each.
 	uuid.EnableRandPool()
+	os.Exit(Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, register...))
+}
+
+// Run is Main without the process: it runs the command line args (without
+// the program name) on the given streams and returns the exit code: 0 for
+// success, 1 for a failure, 2 for a usage error. It is not safe to run
+// twice at once.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, register ...func(*engine.Registry) error) int {
 	extra = register
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	return run(args, stdin, stdout, stderr)
 }
 
 // extra are the node types Main was given.

@@ -1,5 +1,42 @@
-// Package engine is storyflow's interpreter: it walks a story's node graph for
-// one chat. It knows no node type, storage or server: those plug into it.
+// Package engine is storyflow's interpreter, and the API node types are
+// written against. It walks a story's node graph for one chat; it knows no
+// node type, storage, webhook or server: those plug into it, the built-in
+// node types (package nodes) the same way as anyone's.
+//
+// # Writing a node type
+//
+// A node type is a Spec, a Constructor and a Node:
+//
+//   - The Spec names the type and describes its config Fields (name, Kind,
+//     required, description). The story loader checks a node's YAML against
+//     it (unknown and missing fields), and the JSON Schema, the docs and
+//     the graph read it.
+//   - The Constructor runs once per node when a story loads. It reads the
+//     node's config through a *Config, by field name: String, Int, Bool,
+//     Duration, Strings, StringMap, Object, List, Ref, Expr, Template,
+//     Values, Routes, Responses and others. A bad value is reported as a
+//     lint at its line and column and the getter returns a zero value; the
+//     constructor's own checks go through Config.Errorf and Config.Warnf,
+//     which the engine places at the field. Everything that can be checked
+//     is checked here: a story that loads does not fail at chat time for a
+//     reason visible in its file.
+//   - The Node's Run is called each time a chat reaches the node, with the
+//     Turn: the chat, the input, and what the node may do (Send responses,
+//     SetAttribute, Emit events, Eval and Render what the constructor
+//     compiled, Set node-scoped values). It returns a Result: Goto, Wait,
+//     Complete or Handoff. A node that waits for input also implements
+//     Resumer.
+//
+// Register the type in a Registry (Registry.Register: a duplicate name is
+// an error), load stories with that registry (package stories) and run
+// chats with a Runner. A custom binary registers its types with cli.Main.
+//
+// # Node scopes
+//
+// A node can hand values to the expressions of the rest of the turn without
+// writing attributes: Turn.Set("webhook", map[string]any{"status": 200})
+// lets routes read webhook.status. The type declares the scope in
+// Spec.Scope, with the values expressions read before a node sets it.
 package engine
 
 import "context"
