@@ -14,7 +14,7 @@ func TestRevisionDocument(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	c := &engine.Chat{ID: "c1", StoryID: "s", StoryVersion: 2, Node: "ask", Status: engine.StatusActive, UserID: "u",
 		Attributes: map[string]any{"plan": "pro"}, UserAttributes: map[string]any{}, Seq: 1, Waiting: true,
-		Task: &engine.Task{ID: "1", Status: engine.TaskOpen, Data: map[string]any{}, CreatedAt: at, UpdatedAt: at},
+		Task:      &engine.Task{ID: "1", Status: engine.TaskOpen, Data: map[string]any{}, CreatedAt: at, UpdatedAt: at},
 		CreatedAt: at, UpdatedAt: at}
 	entries := []engine.Entry{{Seq: 1, From: "user", Input: &engine.Input{Text: "hi"}, Time: at,
 		Call:  &engine.Call{Format: "openai", InputTokens: 3},
