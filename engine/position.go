@@ -16,51 +16,13 @@ func (b *Build) scalarPos(v *yaml.Node, off int) (line, col int, ok bool) {
 	if len(src) == 0 || v == nil || v.Kind != yaml.ScalarNode || v.Line < 1 || v.Column < 1 || off < 0 {
 		return 0, 0, false
 	}
-	if b.lineStarts == nil {
-		b.lineStarts = []int{0}
-		for i, c := range src {
-			if c == '\n' {
-				b.lineStarts = append(b.lineStarts, i+1)
-			}
-		}
-	}
-	if v.Line > len(b.lineStarts) {
+	p, indent, ok := b.valueStart(v)
+	if !ok {
 		return 0, 0, false
-	}
-	p := b.lineStarts[v.Line-1]
-	for n := 1; n < v.Column; n++ {
-		if p >= len(src) || src[p] == '\n' {
-			return 0, 0, false
-		}
-		_, size := utf8.DecodeRune(src[p:])
-		p += size
 	}
 	block := v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0
 	double := v.Style&yaml.DoubleQuotedStyle != 0
 	single := v.Style&yaml.SingleQuotedStyle != 0
-	indent := 0
-	switch {
-	case block:
-		// The value starts on the line after the | or > header.
-		for p < len(src) && src[p] != '\n' {
-			p++
-		}
-		p++
-		for q := p; q < len(src); {
-			n := 0
-			for q+n < len(src) && src[q+n] == ' ' {
-				n++
-			}
-			if q+n < len(src) && src[q+n] != '\n' && src[q+n] != '\r' {
-				indent = n
-				break
-			}
-			q += n + 1
-		}
-		p = skipIndent(src, p, indent)
-	case double, single:
-		p++
-	}
 	val := v.Value
 	if off > utf8.RuneCountInString(val) {
 		off = utf8.RuneCountInString(val)
@@ -119,6 +81,57 @@ func (b *Build) scalarPos(v *yaml.Node, off int) (line, col int, ok bool) {
 			return 0, 0, false
 		}
 	}
+}
+
+// valueStart returns the offset in the source where scalar v's value
+// starts (after its opening quote, or on the line after a block header)
+// and, for a block scalar, its indentation.
+func (b *Build) valueStart(v *yaml.Node) (p, indent int, ok bool) {
+	src := b.Source
+	if b.lineStarts == nil {
+		b.lineStarts = []int{0}
+		for i, c := range src {
+			if c == '\n' {
+				b.lineStarts = append(b.lineStarts, i+1)
+			}
+		}
+	}
+	if v.Line > len(b.lineStarts) {
+		return 0, 0, false
+	}
+	p = b.lineStarts[v.Line-1]
+	for n := 1; n < v.Column; n++ {
+		if p >= len(src) || src[p] == '\n' {
+			return 0, 0, false
+		}
+		_, size := utf8.DecodeRune(src[p:])
+		p += size
+	}
+	block := v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0
+	quoted := v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0
+	switch {
+	case block:
+		// The value starts on the line after the | or > header.
+		for p < len(src) && src[p] != '\n' {
+			p++
+		}
+		p++
+		for q := p; q < len(src); {
+			n := 0
+			for q+n < len(src) && src[q+n] == ' ' {
+				n++
+			}
+			if q+n < len(src) && src[q+n] != '\n' && src[q+n] != '\r' {
+				indent = n
+				break
+			}
+			q += n + 1
+		}
+		p = skipIndent(src, p, indent)
+	case quoted:
+		p++
+	}
+	return p, indent, true
 }
 
 func skipIndent(src []byte, p, indent int) int {
