@@ -150,6 +150,9 @@ func (s *Server) createChat(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := s.writable(); err != nil {
+		return err
+	}
 	chat := engine.NewChat(st, store.NewID(), req.UserID, req.ExternalID, req.UserAttributes, req.Attributes)
 	t, err := s.runner.Start(ctx, st, chat)
 	if err != nil {
@@ -261,6 +264,9 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 		if err != nil {
 			return nil, err
 		}
+		if err := s.writable(); err != nil {
+			return nil, err
+		}
 		before := chat.Status
 		t, err := s.runner.Send(ctx, st, chat, in)
 		switch {
@@ -301,17 +307,10 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 	}
 }
 
-// turnReader is a store that can give a turn its cached chat without a
-// query (the MongoDB store): UpdateChat's compare-and-set catches a stale
-// one, and the turn runs again.
-type turnReader interface {
-	GetChatForTurn(ctx context.Context, id string) (*engine.Chat, error)
-}
-
+// chatForTurn reads the chat a turn runs on. It is a read of the store
+// (not the MongoDB store's GetChatForTurn, which may answer from its cache):
+// a store that cannot be read fails the turn before any webhook runs.
 func (s *Server) chatForTurn(ctx context.Context, id string) (*engine.Chat, error) {
-	if r, ok := s.st.(turnReader); ok {
-		return r.GetChatForTurn(ctx, id)
-	}
 	return s.st.GetChat(ctx, id)
 }
 

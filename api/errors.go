@@ -113,8 +113,8 @@ func (s *Server) toError(err error) *Error {
 		return &Error{Status: http.StatusConflict, Code: "already_exists", Message: "already exists", Err: err}
 	case errors.Is(err, engine.ErrChatClosed):
 		return &Error{Status: http.StatusConflict, Code: "chat_closed", Message: oneLine(err.Error()), Err: err}
-	case storeUnavailable(err):
-		return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "the store cannot be reached; try again", Err: err}
+	case faultError(err) != nil:
+		return faultError(err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "timeout", Message: "the request took too long", Err: err}
 	case errors.Is(err, context.Canceled):
@@ -135,6 +135,14 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	}
 	if e.Status == http.StatusMethodNotAllowed && e.Message == http.StatusText(http.StatusMethodNotAllowed) {
 		e.Message = fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", c.Method(), c.Path(), c.GetRespHeader(fiber.HeaderAllow))
+	}
+	if e.Status == http.StatusServiceUnavailable {
+		ra := retryAfter[e.Code]
+		if ra == "" {
+			ra = "1"
+		}
+		c.Set(fiber.HeaderRetryAfter, ra)
+		s.metrics.unavailable.WithLabelValues(e.Code).Inc()
 	}
 	if e.Status == http.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="storyflow"`)
