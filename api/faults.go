@@ -279,38 +279,45 @@ func init() {
 // readyChecks are /readyz's checks, in order.
 var readyChecks = []string{"store", "disk", "stories"}
 
-// readiness runs the checks; results are kept for a second (probes and
-// scrapes come often).
+// readiness runs the checks. The store ping's result is kept for a
+// second (probes and scrapes come often); the others are read each time.
 type readiness struct {
-	s  *Server
-	mu sync.Mutex
-	at time.Time
-	// last maps each check to "" (ok) or its failure.
-	last map[string]string
+	s      *Server
+	mu     sync.Mutex
+	pinged time.Time
+	ping   string // "" (ok) or the ping's failure
 }
 
+// check maps each check to "" (ok) or its failure.
 func (r *readiness) check() map[string]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last != nil && time.Since(r.at) < time.Second {
-		return r.last
-	}
-	res := map[string]string{"store": "", "disk": "", "stories": ""}
-	if p, ok := r.s.rawStore.(store.Pinger); ok {
-		ctx, cancel := context.WithTimeout(r.s.ctx, min(readyPingTimeout, r.s.storeTimeout))
-		if err := p.Ping(ctx); err != nil {
-			res["store"] = oneLine(err.Error())
-		}
-		cancel()
-	}
+	res := map[string]string{"store": r.pingStore(), "disk": "", "stories": ""}
 	if err := r.s.writable(); err != nil {
 		res["disk"] = oneLine(err.Error())
 	}
 	if n := r.s.storiesWaiting(); n > 0 {
 		res["stories"] = fmt.Sprintf("%d story files wait to be stored (the store refused them; retried every poll)", n)
 	}
-	r.at, r.last = time.Now(), res
 	return res
+}
+
+func (r *readiness) pingStore() string {
+	p, ok := r.s.rawStore.(store.Pinger)
+	if !ok {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.pinged.IsZero() && time.Since(r.pinged) < time.Second {
+		return r.ping
+	}
+	ctx, cancel := context.WithTimeout(r.s.ctx, min(readyPingTimeout, r.s.storeTimeout))
+	defer cancel()
+	r.ping = ""
+	if err := p.Ping(ctx); err != nil {
+		r.ping = oneLine(err.Error())
+	}
+	r.pinged = time.Now()
+	return r.ping
 }
 
 // readyz: GET /readyz, 200 when every check passes, else 503 naming the
