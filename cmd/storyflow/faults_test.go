@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,4 +269,166 @@ func TestServeDiskFull(t *testing.T) {
 			}
 		}
 	}
+}
+
+// ferret is a FerretDB server (tools/mongotest) that a test stops and
+// starts again on the same port and data directory.
+type ferret struct {
+	t    *testing.T
+	bin  string
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startFerret starts FerretDB on a free loopback port with a data directory
+// of its own; it skips the test when the binary is not built (make test
+// builds it).
+func startFerret(t *testing.T) (*ferret, string) {
+	t.Helper()
+	bin, err := filepath.Abs("../../tools/mongotest/bin/mongotest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not built (tools/mongotest/start.sh builds it)", bin)
+		}
+		t.Skipf("%s is not built; tools/mongotest/start.sh (make test) builds it", bin)
+	}
+	f := &ferret{t: t, bin: bin, addr: "127.0.0.1:0", dir: t.TempDir()}
+	uri := f.start()
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = u.Host
+	t.Cleanup(f.stop)
+	return f, uri
+}
+
+// start runs the server and waits until it answers; it returns its URI.
+func (f *ferret) start() string {
+	f.t.Helper()
+	f.cmd = exec.Command(f.bin, "-addr", f.addr, "-dir", f.dir)
+	out, err := f.cmd.StdoutPipe()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var logs logBuffer
+	f.cmd.Stderr = &logWriter{&logs}
+	if err := f.cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	f.done = make(chan struct{})
+	uri := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "MONGODB_URI="); ok {
+				uri <- u
+			}
+		}
+		f.cmd.Wait()
+		close(f.done)
+	}()
+	select {
+	case u := <-uri:
+		return u
+	case <-f.done:
+		f.t.Fatalf("FerretDB exited\n%s", &logs)
+	case <-time.After(60 * time.Second):
+		f.t.Fatalf("FerretDB did not start\n%s", &logs)
+	}
+	return ""
+}
+
+// stop ends the server (SIGTERM, as an operator stops a database) and
+// waits for it.
+func (f *ferret) stop() {
+	if f.cmd == nil {
+		return
+	}
+	f.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-f.done:
+	case <-time.After(30 * time.Second):
+		f.cmd.Process.Kill()
+		<-f.done
+	}
+	f.cmd = nil
+}
+
+type logWriter struct{ l *logBuffer }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.l.add(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestServeStoreOutage stops the MongoDB server (FerretDB) while chats
+// run: turns answer 503 store_unavailable within the store timeout (never
+// 500), /readyz names the store, and once the database is back the same
+// server takes turns again; no acknowledged turn is lost or recorded twice.
+func TestServeStoreOutage(t *testing.T) {
+	f, base := startFerret(t)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/storyflow_outage"
+	const storeTimeout = 2 * time.Second
+	srv := startServe(t, "--mongo", u.String(), "--stories", storiesDir(t), "--data", t.TempDir(),
+		"--store-timeout", storeTimeout.String())
+	l := startLoad(t, srv.url, 4)
+	if !waitFor(30*time.Second, func() bool { return l.ok.Load() >= 40 }) {
+		t.Fatalf("only %d turns before the outage\n%s", l.ok.Load(), srv.logs)
+	}
+
+	f.stop()
+	okAtStop := l.ok.Load()
+	if !waitFor(30*time.Second, func() bool { return l.count("503 store_unavailable") >= 8 }) {
+		t.Fatalf("no 503 store_unavailable with the database down: %v\n%s", l.answers, srv.logs)
+	}
+	code, checks := readyz(t, srv.url)
+	if code != 503 || checks["store"] == "ok" || checks["disk"] != "ok" {
+		t.Errorf("readyz with the database down: %d %v", code, checks)
+	}
+	time.Sleep(storeTimeout)
+	srv.alive(t)
+	if n := l.ok.Load() - okAtStop; n > 4 {
+		t.Errorf("%d turns acknowledged with the database down (at most the ones in flight)", n)
+	}
+
+	f.start()
+	okAtStart, started := l.ok.Load(), time.Now()
+	if !waitFor(30*time.Second, func() bool { return l.ok.Load() > okAtStart }) {
+		t.Fatalf("turns did not resume with the database back\n%s", srv.logs)
+	}
+	resumed := time.Since(started)
+	if !waitFor(30*time.Second, func() bool { return l.ok.Load() >= okAtStart+40 }) {
+		t.Fatalf("turns did not go on with the database back: %d more\n%s", l.ok.Load()-okAtStart, srv.logs)
+	}
+	if !waitFor(5*time.Second, func() bool { code, _ = readyz(t, srv.url); return code == 200 }) {
+		_, checks = readyz(t, srv.url)
+		t.Errorf("readyz with the database back: %d %v", code, checks)
+	}
+	l.end()
+	srv.alive(t)
+	for key, n := range l.answers {
+		if key != "503 store_unavailable" {
+			t.Errorf("%d answers %s (want only 200 and 503 store_unavailable)", n, key)
+		}
+	}
+	if len(l.errs) > 0 {
+		t.Errorf("%d requests failed (first: %s)", len(l.errs), l.errs[0])
+	}
+	// A 503 arrives within the store timeout (plus the time to answer).
+	if d := l.slowest["503 store_unavailable"]; d > storeTimeout+2*time.Second {
+		t.Errorf("the slowest 503 store_unavailable took %v, over --store-timeout %v", d, storeTimeout)
+	}
+	l.checkTranscripts(t, srv.url)
+	t.Logf("%d turns acknowledged, %d answers 503 store_unavailable (slowest %v), first turn %v after the database started",
+		l.ok.Load(), l.count("503 store_unavailable"), l.slowest["503 store_unavailable"], resumed.Round(time.Millisecond))
 }
