@@ -84,12 +84,25 @@ func TestStoreUnreachable(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	// Requests give up on the store after 2s (the driver would wait 30s
 	// for a server).
-	e := newEnv(t, func(c *api.Config) { c.Store = st; c.TurnTimeout = 2 * time.Second })
+	e := newEnv(t, func(c *api.Config) { c.Store = st; c.StoreTimeout = 2 * time.Second })
 	e.putStory("counter", counterStory)
 	chat := e.startChat("counter")["chatId"].(string)
 	want(t, e.do("POST", "/v1/chats/"+chat+"/messages", map[string]any{"text": "a"}), 200, "")
 	p.cut()
-	want(t, e.do("POST", "/v1/chats/"+chat+"/messages", map[string]any{"text": "b"}), 503, "store_unavailable")
+	began := time.Now()
+	r := e.do("POST", "/v1/chats/"+chat+"/messages", map[string]any{"text": "b"})
+	want(t, r, 503, "store_unavailable")
+	if d := time.Since(began); d > 4*time.Second {
+		t.Errorf("503 after %v, want about the store timeout (2s)", d)
+	}
+	if ra := r.header.Get("Retry-After"); ra != "5" {
+		t.Errorf("Retry-After %q, want 5", ra)
+	}
+	r = e.doAuth("GET", "/readyz", nil, "")
+	want(t, r, 503, "not_ready")
+	if checks := r.json(t)["checks"].(map[string]any); checks["store"] == "ok" || checks["disk"] != "ok" {
+		t.Errorf("readyz checks with the store gone: %v", checks)
+	}
 	want(t, e.do("GET", "/v1/stories", nil), 503, "store_unavailable")
 	want(t, e.post("/v1/widget/counter", map[string]any{"prompt": "hi", "session_id": "s"}, nil), 503, "store_unavailable")
 	want(t, e.doAuth("GET", "/healthz", nil, ""), 200, "")
