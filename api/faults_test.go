@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/engine"
@@ -131,5 +134,39 @@ nodes:
 	if a := r.json(t)["attributes"].(map[string]any); a["seen"] != "yes" {
 		t.Errorf("attributes %v", a)
 	}
+	want(t, e.doAuth("GET", "/readyz", nil, ""), 200, "")
+}
+
+// TestStoriesWaitForTheStore: a story file the store refuses fails the
+// stories check of /readyz and is stored once the store takes writes
+// again, without a change to the file.
+func TestStoriesWaitForTheStore(t *testing.T) {
+	st, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fullStore{Store: st}
+	fs.full.Store(true)
+	e := newEnv(t, func(c *api.Config) { c.Store = fs })
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "counter.yaml"), []byte(counterStory), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loaded, failed, err := e.srv.WatchStories(dir, 20*time.Millisecond)
+	if err != nil || loaded != 0 || failed != 1 {
+		t.Fatalf("first scan with the store full: loaded %d, failed %d, %v", loaded, failed, err)
+	}
+	r := e.doAuth("GET", "/readyz", nil, "")
+	want(t, r, 503, "not_ready")
+	if checks := r.json(t)["checks"].(map[string]any); !strings.Contains(checks["stories"].(string), "1 story files wait") {
+		t.Errorf("readyz checks: %v", checks)
+	}
+	want(t, e.do("GET", "/v1/stories/counter", nil), 404, "story_not_found")
+
+	fs.full.Store(false)
+	for i := 0; i < 100 && e.do("GET", "/v1/stories/counter", nil).status != 200; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	want(t, e.do("GET", "/v1/stories/counter", nil), 200, "")
 	want(t, e.doAuth("GET", "/readyz", nil, ""), 200, "")
 }
