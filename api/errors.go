@@ -151,16 +151,38 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 }
 
 // storeUnavailable tells whether err says that the store (MongoDB) cannot
-// be reached: a network error, a driver error labelled NetworkError, or no
-// server to select.
+// be reached or is going away: a network error, a driver error labelled
+// NetworkError or RetryableWriteError, a server error of a server that is
+// shutting down or not the primary, or no server to select.
 func storeUnavailable(err error) bool {
 	var ne net.Error
 	var labeled interface{ HasErrorLabel(string) bool }
+	var coded interface{ HasErrorCode(int) bool }
 	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// The request's own deadline (a net.Error too): timeout or
+		// shutting_down, unless no server could be selected in time.
+		return strings.Contains(err.Error(), "server selection error")
 	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
 		return true
-	case errors.As(err, &labeled) && labeled.HasErrorLabel("NetworkError"):
+	case errors.As(err, &labeled) && (labeled.HasErrorLabel("NetworkError") || labeled.HasErrorLabel("RetryableWriteError")):
 		return true
+	case errors.As(err, &coded):
+		for _, c := range unavailableCodes {
+			if coded.HasErrorCode(c) {
+				return true
+			}
+		}
 	}
 	return strings.Contains(err.Error(), "server selection error")
 }
+
+// unavailableCodes are MongoDB error codes of a server going away or not
+// in a state to serve: HostUnreachable, HostNotFound, NetworkTimeout,
+// ShutdownInProgress, PrimarySteppedDown, SocketException,
+// NotWritablePrimary, InterruptedAtShutdown,
+// InterruptedDueToReplStateChange, NotPrimaryNoSecondaryOk,
+// NotPrimaryOrSecondary; and InternalError, which FerretDB answers for a
+// command its shutdown cut short (a fault of the database, not a bug of
+// storyflow; the log keeps the cause).
+var unavailableCodes = []int{6, 7, 89, 91, 189, 9001, 10107, 11600, 11602, 13435, 13436, 1}

@@ -168,5 +168,9 @@ func TestStoriesWaitForTheStore(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	want(t, e.do("GET", "/v1/stories/counter", nil), 200, "")
+	// The check counts at the end of a scan.
+	for i := 0; i < 100 && e.doAuth("GET", "/readyz", nil, "").status != 200; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
 	want(t, e.doAuth("GET", "/readyz", nil, ""), 200, "")
 }

@@ -419,6 +419,11 @@ func TestServeStoreOutage(t *testing.T) {
 	for key, n := range l.answers {
 		if key != "503 store_unavailable" {
 			t.Errorf("%d answers %s (want only 200 and 503 store_unavailable)", n, key)
+			for _, line := range strings.Split(srv.logs.String(), "\n") {
+				if strings.Contains(line, "request failed") && !strings.Contains(line, "store_unavailable") {
+					t.Log(line)
+				}
+			}
 		}
 	}
 	if len(l.errs) > 0 {
