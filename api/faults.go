@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -43,191 +44,197 @@ type boundedStore struct {
 	timeout time.Duration
 }
 
-func (b *boundedStore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeoutCause(ctx, b.timeout, errStoreTimeout)
-}
-
-// end ends an operation begun with bound: a failure past the deadline
-// wraps store.ErrUnavailable.
-func end(ctx context.Context, cancel context.CancelFunc, err error) error {
-	if err != nil && errors.Is(context.Cause(ctx), errStoreTimeout) && !errors.Is(err, store.ErrUnavailable) {
-		err = fmt.Errorf("%w (%w)", errStoreTimeout, err)
+// bound starts an operation: done ends it, wrapping store.ErrUnavailable
+// around a failure past the store timeout. The driver may give up on its
+// socket a little before the context ends: a timeout while the request's
+// own context is still alive is the store's too.
+func (b *boundedStore) bound(parent context.Context) (ctx context.Context, done func(error) error) {
+	ctx, cancel := context.WithTimeoutCause(parent, b.timeout, errStoreTimeout)
+	return ctx, func(err error) error {
+		defer cancel()
+		if err == nil || errors.Is(err, store.ErrUnavailable) {
+			return err
+		}
+		var ne net.Error
+		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+		if errors.Is(context.Cause(ctx), errStoreTimeout) || timedOut && parent.Err() == nil {
+			return fmt.Errorf("%w (%w)", errStoreTimeout, err)
+		}
+		return err
 	}
-	cancel()
-	return err
 }
 
 func (b *boundedStore) PutStory(ctx context.Context, id string, source []byte) (int, bool, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	v, created, err := b.st.PutStory(ctx, id, source)
-	return v, created, end(ctx, cancel, err)
+	return v, created, done(err)
 }
 
 func (b *boundedStore) GetStory(ctx context.Context, id string, version int) (store.StoryRecord, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	r, err := b.st.GetStory(ctx, id, version)
-	return r, end(ctx, cancel, err)
+	return r, done(err)
 }
 
 func (b *boundedStore) ListStories(ctx context.Context) ([]store.StoryRecord, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	rs, err := b.st.ListStories(ctx)
-	return rs, end(ctx, cancel, err)
+	return rs, done(err)
 }
 
 func (b *boundedStore) DeleteStory(ctx context.Context, id string) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.st.DeleteStory(ctx, id))
+	ctx, done := b.bound(ctx)
+	return done(b.st.DeleteStory(ctx, id))
 }
 
 func (b *boundedStore) CreateChat(ctx context.Context, c *engine.Chat) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.st.CreateChat(ctx, c))
+	ctx, done := b.bound(ctx)
+	return done(b.st.CreateChat(ctx, c))
 }
 
 func (b *boundedStore) GetChat(ctx context.Context, id string) (*engine.Chat, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	c, err := b.st.GetChat(ctx, id)
-	return c, end(ctx, cancel, err)
+	return c, done(err)
 }
 
 func (b *boundedStore) UpdateChat(ctx context.Context, c *engine.Chat, reply *store.Reply) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.st.UpdateChat(ctx, c, reply))
+	ctx, done := b.bound(ctx)
+	return done(b.st.UpdateChat(ctx, c, reply))
 }
 
 func (b *boundedStore) GetTranscript(ctx context.Context, chatID string, afterSeq int64, limit int) ([]engine.Entry, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	es, err := b.st.GetTranscript(ctx, chatID, afterSeq, limit)
-	return es, end(ctx, cancel, err)
+	return es, done(err)
 }
 
 func (b *boundedStore) GetReply(ctx context.Context, chatID, messageID string) ([]byte, bool, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	body, ok, err := b.st.GetReply(ctx, chatID, messageID)
-	return body, ok, end(ctx, cancel, err)
+	return body, ok, done(err)
 }
 
 func (b *boundedStore) ListChats(ctx context.Context, f store.ChatFilter) ([]*engine.Chat, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	cs, err := b.st.ListChats(ctx, f)
-	return cs, end(ctx, cancel, err)
+	return cs, done(err)
 }
 
 func (b *boundedStore) CreateConnection(ctx context.Context, c *store.Connection) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.st.CreateConnection(ctx, c))
+	ctx, done := b.bound(ctx)
+	return done(b.st.CreateConnection(ctx, c))
 }
 
 func (b *boundedStore) GetConnection(ctx context.Context, id string) (store.Connection, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	c, err := b.st.GetConnection(ctx, id)
-	return c, end(ctx, cancel, err)
+	return c, done(err)
 }
 
 func (b *boundedStore) ListConnections(ctx context.Context, storyID string) ([]store.Connection, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	cs, err := b.st.ListConnections(ctx, storyID)
-	return cs, end(ctx, cancel, err)
+	return cs, done(err)
 }
 
 func (b *boundedStore) UpdateConnection(ctx context.Context, c *store.Connection) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.st.UpdateConnection(ctx, c))
+	ctx, done := b.bound(ctx)
+	return done(b.st.UpdateConnection(ctx, c))
 }
 
 func (b *boundedStore) DeleteConnection(ctx context.Context, id string) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.st.DeleteConnection(ctx, id))
+	ctx, done := b.bound(ctx)
+	return done(b.st.DeleteConnection(ctx, id))
 }
 
 func (b *boundedStore) SetConnectionError(ctx context.Context, id, msg string) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.st.SetConnectionError(ctx, id, msg))
+	ctx, done := b.bound(ctx)
+	return done(b.st.SetConnectionError(ctx, id, msg))
 }
 
 // Close does nothing: the server does not close the store.
 func (b *boundedStore) Close() error { return nil }
 
 func (b *boundedStore) CreateChatEvents(ctx context.Context, c *engine.Chat, evs []store.Event) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.out.CreateChatEvents(ctx, c, evs))
+	ctx, done := b.bound(ctx)
+	return done(b.out.CreateChatEvents(ctx, c, evs))
 }
 
 func (b *boundedStore) UpdateChatEvents(ctx context.Context, c *engine.Chat, reply *store.Reply, evs []store.Event) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.out.UpdateChatEvents(ctx, c, reply, evs))
+	ctx, done := b.bound(ctx)
+	return done(b.out.UpdateChatEvents(ctx, c, reply, evs))
 }
 
 func (b *boundedStore) EraseChat(ctx context.Context, c *engine.Chat, evs []store.Event) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.out.EraseChat(ctx, c, evs))
+	ctx, done := b.bound(ctx)
+	return done(b.out.EraseChat(ctx, c, evs))
 }
 
 func (b *boundedStore) AppendEvents(ctx context.Context, evs []store.Event) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.out.AppendEvents(ctx, evs))
+	ctx, done := b.bound(ctx)
+	return done(b.out.AppendEvents(ctx, evs))
 }
 
 func (b *boundedStore) ClaimEvents(ctx context.Context, owner string, until time.Time, max int) ([]store.Event, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	evs, err := b.out.ClaimEvents(ctx, owner, until, max)
-	return evs, end(ctx, cancel, err)
+	return evs, done(err)
 }
 
 func (b *boundedStore) DeleteEvents(ctx context.Context, ids []string) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.out.DeleteEvents(ctx, ids))
+	ctx, done := b.bound(ctx)
+	return done(b.out.DeleteEvents(ctx, ids))
 }
 
 func (b *boundedStore) CreateSubscription(ctx context.Context, sub *store.Subscription) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.out.CreateSubscription(ctx, sub))
+	ctx, done := b.bound(ctx)
+	return done(b.out.CreateSubscription(ctx, sub))
 }
 
 func (b *boundedStore) GetSubscription(ctx context.Context, id string) (store.Subscription, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	sub, err := b.out.GetSubscription(ctx, id)
-	return sub, end(ctx, cancel, err)
+	return sub, done(err)
 }
 
 func (b *boundedStore) ListSubscriptions(ctx context.Context) ([]store.Subscription, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	subs, err := b.out.ListSubscriptions(ctx)
-	return subs, end(ctx, cancel, err)
+	return subs, done(err)
 }
 
 func (b *boundedStore) DeleteSubscription(ctx context.Context, id string) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.out.DeleteSubscription(ctx, id))
+	ctx, done := b.bound(ctx)
+	return done(b.out.DeleteSubscription(ctx, id))
 }
 
 func (b *boundedStore) AddDeliveries(ctx context.Context, ds []store.Delivery) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.out.AddDeliveries(ctx, ds))
+	ctx, done := b.bound(ctx)
+	return done(b.out.AddDeliveries(ctx, ds))
 }
 
 func (b *boundedStore) ClaimDeliveries(ctx context.Context, owner string, now, until time.Time, max int) ([]store.Delivery, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	ds, err := b.out.ClaimDeliveries(ctx, owner, now, until, max)
-	return ds, end(ctx, cancel, err)
+	return ds, done(err)
 }
 
 func (b *boundedStore) SaveDelivery(ctx context.Context, owner string, d *store.Delivery) error {
-	ctx, cancel := b.bound(ctx)
-	return end(ctx, cancel, b.out.SaveDelivery(ctx, owner, d))
+	ctx, done := b.bound(ctx)
+	return done(b.out.SaveDelivery(ctx, owner, d))
 }
 
 func (b *boundedStore) GetDelivery(ctx context.Context, id string) (store.Delivery, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	d, err := b.out.GetDelivery(ctx, id)
-	return d, end(ctx, cancel, err)
+	return d, done(err)
 }
 
 func (b *boundedStore) ListDeliveries(ctx context.Context, subID string, limit int) ([]store.Delivery, error) {
-	ctx, cancel := b.bound(ctx)
+	ctx, done := b.bound(ctx)
 	ds, err := b.out.ListDeliveries(ctx, subID, limit)
-	return ds, end(ctx, cancel, err)
+	return ds, done(err)
 }
 
 var (

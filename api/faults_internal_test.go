@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -43,5 +44,35 @@ func TestFaultCodes(t *testing.T) {
 				t.Fatalf("status %d, want 503", e.Status)
 			}
 		})
+	}
+}
+
+// TestBoundedStoreTimeout: a timeout within a store operation is the
+// store's (store_unavailable) while the request's own context is alive,
+// also when the driver gave up a little before the operation's deadline;
+// past the request's own deadline it is the request's (timeout).
+func TestBoundedStoreTimeout(t *testing.T) {
+	b := &boundedStore{timeout: 20 * time.Millisecond}
+	early := fmt.Errorf("read: %w", context.DeadlineExceeded)
+
+	_, done := b.bound(context.Background())
+	if err := done(early); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("early driver timeout: %v, want ErrUnavailable", err)
+	}
+	ctx, done := b.bound(context.Background())
+	<-ctx.Done()
+	if err := done(ctx.Err()); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("past the store timeout: %v, want ErrUnavailable", err)
+	}
+	parent, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	ctx, done = b.bound(parent)
+	<-ctx.Done()
+	if err := done(ctx.Err()); errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("past the request's deadline: %v, want not ErrUnavailable", err)
+	}
+	_, done = b.bound(context.Background())
+	if err := done(store.ErrNotFound); err != store.ErrNotFound {
+		t.Errorf("other errors pass: %v", err)
 	}
 }
