@@ -307,10 +307,19 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 	}
 }
 
-// chatForTurn reads the chat a turn runs on. It is a read of the store
-// (not the MongoDB store's GetChatForTurn, which may answer from its cache):
-// a store that cannot be read fails the turn before any webhook runs.
+// turnReader is a store that can give a turn its cached chat without a
+// query (the MongoDB store): UpdateChat's compare-and-set catches a stale
+// one, and the turn runs again. While the store is failing, boundedStore
+// reads the chat instead, so that a turn whose store cannot be read fails
+// before any webhook runs.
+type turnReader interface {
+	GetChatForTurn(ctx context.Context, id string) (*engine.Chat, error)
+}
+
 func (s *Server) chatForTurn(ctx context.Context, id string) (*engine.Chat, error) {
+	if r, ok := s.st.(turnReader); ok {
+		return r.GetChatForTurn(ctx, id)
+	}
 	return s.st.GetChat(ctx, id)
 }
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -42,6 +43,10 @@ type boundedStore struct {
 	st      store.Store
 	out     store.Outbox // nil: the store keeps no events
 	timeout time.Duration
+	// failing is set when an operation finds the store unavailable and
+	// cleared when one that reaches it gets an answer: meanwhile turns read
+	// their chat from the store, not from a cache (GetChatForTurn).
+	failing atomic.Bool
 }
 
 // bound starts an operation: done ends it, wrapping store.ErrUnavailable
@@ -49,19 +54,42 @@ type boundedStore struct {
 // socket a little before the context ends: a timeout while the request's
 // own context is still alive is the store's too.
 func (b *boundedStore) bound(parent context.Context) (ctx context.Context, done func(error) error) {
+	return b.op(parent, true)
+}
+
+// op is bound; reaches tells whether the operation always reaches the
+// store (not a cache), so that its answer shows the store answers.
+func (b *boundedStore) op(parent context.Context, reaches bool) (ctx context.Context, done func(error) error) {
 	ctx, cancel := context.WithTimeoutCause(parent, b.timeout, errStoreTimeout)
 	return ctx, func(err error) error {
 		defer cancel()
-		if err == nil || errors.Is(err, store.ErrUnavailable) {
-			return err
+		if err != nil && !errors.Is(err, store.ErrUnavailable) {
+			var ne net.Error
+			timedOut := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+			if errors.Is(context.Cause(ctx), errStoreTimeout) || timedOut && parent.Err() == nil {
+				err = fmt.Errorf("%w (%w)", errStoreTimeout, err)
+			}
 		}
-		var ne net.Error
-		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
-		if errors.Is(context.Cause(ctx), errStoreTimeout) || timedOut && parent.Err() == nil {
-			return fmt.Errorf("%w (%w)", errStoreTimeout, err)
+		switch {
+		case err != nil && (errors.Is(err, store.ErrUnavailable) || storeUnavailable(err)):
+			b.failing.Store(true)
+		case reaches && parent.Err() == nil && !errors.Is(err, store.ErrFull):
+			b.failing.Store(false)
 		}
 		return err
 	}
+}
+
+// GetChatForTurn is the store's cached read for a turn (turnReader), or
+// GetChat: for a store without one, and while the store is failing.
+func (b *boundedStore) GetChatForTurn(ctx context.Context, id string) (*engine.Chat, error) {
+	r, ok := b.st.(turnReader)
+	if !ok || b.failing.Load() {
+		return b.GetChat(ctx, id)
+	}
+	ctx, done := b.op(ctx, false)
+	c, err := r.GetChatForTurn(ctx, id)
+	return c, done(err)
 }
 
 func (b *boundedStore) PutStory(ctx context.Context, id string, source []byte) (int, bool, error) {
@@ -110,7 +138,7 @@ func (b *boundedStore) GetTranscript(ctx context.Context, chatID string, afterSe
 }
 
 func (b *boundedStore) GetReply(ctx context.Context, chatID, messageID string) ([]byte, bool, error) {
-	ctx, done := b.bound(ctx)
+	ctx, done := b.op(ctx, false) // the MongoDB store answers from its cache
 	body, ok, err := b.st.GetReply(ctx, chatID, messageID)
 	return body, ok, done(err)
 }
@@ -240,6 +268,7 @@ func (b *boundedStore) ListDeliveries(ctx context.Context, subID string, limit i
 var (
 	_ store.Store  = (*boundedStore)(nil)
 	_ store.Outbox = (*boundedStore)(nil)
+	_ turnReader   = (*boundedStore)(nil)
 )
 
 // writable fails (storage_full) while the store refuses writes: a turn
