@@ -150,6 +150,9 @@ func (s *Server) createChat(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := s.writable(); err != nil {
+		return err
+	}
 	chat := engine.NewChat(st, store.NewID(), req.UserID, req.ExternalID, req.UserAttributes, req.Attributes)
 	t, err := s.runner.Start(ctx, st, chat)
 	if err != nil {
@@ -261,6 +264,9 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 		if err != nil {
 			return nil, err
 		}
+		if err := s.writable(); err != nil {
+			return nil, err
+		}
 		before := chat.Status
 		t, err := s.runner.Send(ctx, st, chat, in)
 		switch {
@@ -303,7 +309,9 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 
 // turnReader is a store that can give a turn its cached chat without a
 // query (the MongoDB store): UpdateChat's compare-and-set catches a stale
-// one, and the turn runs again.
+// one, and the turn runs again. While the store is failing, boundedStore
+// reads the chat instead, so that a turn whose store cannot be read fails
+// before any webhook runs.
 type turnReader interface {
 	GetChatForTurn(ctx context.Context, id string) (*engine.Chat, error)
 }

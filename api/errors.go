@@ -113,8 +113,8 @@ func (s *Server) toError(err error) *Error {
 		return &Error{Status: http.StatusConflict, Code: "already_exists", Message: "already exists", Err: err}
 	case errors.Is(err, engine.ErrChatClosed):
 		return &Error{Status: http.StatusConflict, Code: "chat_closed", Message: oneLine(err.Error()), Err: err}
-	case storeUnavailable(err):
-		return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "the store cannot be reached; try again", Err: err}
+	case faultError(err) != nil:
+		return faultError(err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "timeout", Message: "the request took too long", Err: err}
 	case errors.Is(err, context.Canceled):
@@ -136,6 +136,14 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	if e.Status == http.StatusMethodNotAllowed && e.Message == http.StatusText(http.StatusMethodNotAllowed) {
 		e.Message = fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", c.Method(), c.Path(), c.GetRespHeader(fiber.HeaderAllow))
 	}
+	if e.Status == http.StatusServiceUnavailable {
+		ra := retryAfter[e.Code]
+		if ra == "" {
+			ra = "1"
+		}
+		c.Set(fiber.HeaderRetryAfter, ra)
+		s.metrics.unavailable.WithLabelValues(e.Code).Inc()
+	}
 	if e.Status == http.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="storyflow"`)
 	}
@@ -143,16 +151,38 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 }
 
 // storeUnavailable tells whether err says that the store (MongoDB) cannot
-// be reached: a network error, a driver error labelled NetworkError, or no
-// server to select.
+// be reached or is going away: a network error, a driver error labelled
+// NetworkError or RetryableWriteError, a server error of a server that is
+// shutting down or not the primary, or no server to select.
 func storeUnavailable(err error) bool {
 	var ne net.Error
 	var labeled interface{ HasErrorLabel(string) bool }
+	var coded interface{ HasErrorCode(int) bool }
 	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// The request's own deadline (a net.Error too): timeout or
+		// shutting_down, unless no server could be selected in time.
+		return strings.Contains(err.Error(), "server selection error")
 	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
 		return true
-	case errors.As(err, &labeled) && labeled.HasErrorLabel("NetworkError"):
+	case errors.As(err, &labeled) && (labeled.HasErrorLabel("NetworkError") || labeled.HasErrorLabel("RetryableWriteError")):
 		return true
+	case errors.As(err, &coded):
+		for _, c := range unavailableCodes {
+			if coded.HasErrorCode(c) {
+				return true
+			}
+		}
 	}
 	return strings.Contains(err.Error(), "server selection error")
 }
+
+// unavailableCodes are MongoDB error codes of a server going away or not
+// in a state to serve: HostUnreachable, HostNotFound, NetworkTimeout,
+// ShutdownInProgress, PrimarySteppedDown, SocketException,
+// NotWritablePrimary, InterruptedAtShutdown,
+// InterruptedDueToReplStateChange, NotPrimaryNoSecondaryOk,
+// NotPrimaryOrSecondary; and InternalError, which FerretDB answers for a
+// command its shutdown cut short (a fault of the database, not a bug of
+// storyflow; the log keeps the cause).
+var unavailableCodes = []int{6, 7, 89, 91, 189, 9001, 10107, 11600, 11602, 13435, 13436, 1}

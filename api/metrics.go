@@ -30,6 +30,7 @@ type metrics struct {
 	limited     *prometheus.CounterVec
 	storeSecs   *prometheus.HistogramVec
 	requests    *prometheus.CounterVec
+	unavailable *prometheus.CounterVec // faults.go
 
 	nodeCache    sync.Map // node type -> *nodeChildren
 	turnCache    children[prometheus.Counter]

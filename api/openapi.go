@@ -185,7 +185,7 @@ func (s *Server) openAPI(c *fiber.Ctx) error {
 var errorNames = map[int]string{
 	400: "invalid input", 401: "missing or bad bearer token", 403: "origin not allowed", 404: "not found",
 	405: "method not allowed", 409: "conflict", 413: "body too large", 422: "the story does not load (lints)",
-	429: "rate limited (Retry-After)", 500: "internal error", 503: "store unreachable, busy or shutting down",
+	429: "rate limited (Retry-After)", 500: "internal error", 503: "store unavailable (store_unavailable), disk full (storage_full), busy or shutting down; Retry-After says when to try again",
 }
 
 // OpenAPI returns the OpenAPI 3.1 document of the API.
@@ -256,6 +256,9 @@ func OpenAPI() map[string]any {
 		}
 		errs = append(errs, 500, 503)
 		for _, st := range errs {
+			if res[strconv.Itoa(st)] != nil {
+				continue // documented with its own body (GET /readyz)
+			}
 			res[strconv.Itoa(st)] = map[string]any{"$ref": "#/components/responses/Error" + strconv.Itoa(st)}
 		}
 		o["responses"] = res

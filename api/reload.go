@@ -27,7 +27,10 @@ type watcher struct {
 	files map[string]fileState
 	// retry asks the next scan to load again the files that failed (a
 	// webhook connection they name may exist now).
-	retry   atomic.Bool
+	retry atomic.Bool
+	// waiting counts the files that loaded but the store refused (disk
+	// full, store down): every scan tries them again; /readyz reports them.
+	waiting atomic.Int32
 	quit    chan struct{}
 	done    chan struct{}
 	stopped sync.Once
@@ -38,6 +41,8 @@ type fileState struct {
 	size int64
 	id   string // the story id, when the file loaded
 	ok   bool
+	// unstored: the file loaded and the store refused it.
+	unstored bool
 }
 
 // WatchStories stores every story file (*.yaml, *.yml; not *.test.yaml) of dir, then checks
@@ -117,11 +122,11 @@ func (w *watcher) scan() (loaded, failed int, err error) {
 		}
 		seen[path] = true
 		old, known := w.files[path]
-		if known && old.mod.Equal(info.ModTime()) && old.size == info.Size() && (old.ok || !retry) {
+		if known && old.mod.Equal(info.ModTime()) && old.size == info.Size() && (old.ok || !retry) && !old.unstored {
 			continue
 		}
 		st := fileState{mod: info.ModTime(), size: info.Size()}
-		st.id, st.ok = w.load(path)
+		st.id, st.ok, st.unstored = w.load(path)
 		w.files[path] = st
 		if st.ok {
 			loaded++
@@ -129,48 +134,53 @@ func (w *watcher) scan() (loaded, failed int, err error) {
 			failed++
 		}
 	}
-	for path := range w.files {
+	waiting := 0
+	for path, st := range w.files {
 		if !seen[path] {
 			delete(w.files, path)
 			w.s.log.Info("story file removed; its story stays stored", "file", path)
+		} else if st.unstored {
+			waiting++
 		}
 	}
+	w.waiting.Store(int32(waiting))
 	return loaded, failed, nil
 }
 
-// load stores one story file; it returns the story id and whether it loaded.
-func (w *watcher) load(path string) (string, bool) {
+// load stores one story file; it returns the story id, whether it loaded,
+// and whether it loaded but the store refused it.
+func (w *watcher) load(path string) (id string, ok, unstored bool) {
 	log := w.s.log.With("file", path)
 	src, err := os.ReadFile(path)
 	if err != nil {
 		log.Warn("read story file", "err", err)
-		return "", false
+		return "", false, false
 	}
 	st, warns, err := w.s.load(path, src)
 	if err != nil {
 		var le *engine.LintError
 		if !errors.As(err, &le) {
 			log.Warn("story file does not load; skipped", "err", err)
-			return "", false
+			return "", false, false
 		}
 		log.Warn("story file does not load; skipped", "lints", len(le.Lints))
 		for _, l := range le.Lints {
 			log.Warn("lint", "lint", l.String())
 		}
-		return "", false
+		return "", false, false
 	}
 	for other, fs := range w.files {
 		if other != path && fs.ok && fs.id == st.ID {
 			log.Warn("story file skipped: its id is the story of another file", "story", st.ID, "other", other)
-			return "", false
+			return "", false, false
 		}
 	}
 	ctx, cancel := context.WithTimeout(w.s.ctx, 30*time.Second)
 	defer cancel()
 	version, created, err := w.s.st.PutStory(ctx, st.ID, src)
 	if err != nil {
-		log.Error("store story", "story", st.ID, "err", err)
-		return "", false
+		log.Error("store story; trying again on the next scan", "story", st.ID, "err", err)
+		return "", false, true
 	}
 	st.Version = version
 	w.s.stories.put(st)
@@ -178,5 +188,5 @@ func (w *watcher) load(path string) (string, bool) {
 		log.Warn("lint", "lint", l.String())
 	}
 	log.Info("story loaded", "story", st.ID, "version", version, "new", created, "warnings", len(warns))
-	return st.ID, true
+	return st.ID, true, false
 }

@@ -54,6 +54,10 @@ type Config struct {
 	// TurnTimeout bounds one chat turn, webhook calls and retries included
 	// (default 5 minutes).
 	TurnTimeout time.Duration
+	// StoreTimeout bounds each store operation of a request (default
+	// DefaultStoreTimeout); past it the request answers 503
+	// store_unavailable.
+	StoreTimeout time.Duration
 	// StoryCacheBytes bounds the compiled stories kept in memory (default
 	// DefaultStoryCacheBytes).
 	StoryCacheBytes int64
@@ -93,6 +97,7 @@ type Config struct {
 // Server is the HTTP API.
 type Server struct {
 	st        store.Store
+	rawStore  store.Store // Config.Store, for its optional interfaces
 	app       *fiber.App
 	reg       *engine.Registry
 	runner    *engine.Runner
@@ -115,6 +120,8 @@ type Server struct {
 	outbox       store.Outbox
 	events       *events.Worker
 	allowPrivate bool
+	storeTimeout time.Duration
+	ready        *readiness
 
 	// ctx is the parent of every turn: it ends only when Shutdown gives up
 	// waiting, so turns in flight finish.
@@ -163,7 +170,16 @@ func New(cfg Config) (*Server, error) {
 		s.idle = DefaultSessionIdle
 	}
 	s.metrics.watchHandoff(cfg.Store)
-	s.st = &timedStore{Store: cfg.Store, secs: &s.metrics.storeCache}
+	s.rawStore, s.storeTimeout = cfg.Store, cfg.StoreTimeout
+	if s.storeTimeout <= 0 {
+		s.storeTimeout = DefaultStoreTimeout
+	}
+	bounded := &boundedStore{st: cfg.Store, timeout: s.storeTimeout}
+	if ob, ok := cfg.Store.(store.Outbox); ok {
+		bounded.out, s.outbox = ob, bounded
+	}
+	s.st = &timedStore{Store: bounded, secs: &s.metrics.storeCache}
+	s.watchFaults()
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -189,7 +205,6 @@ func New(cfg Config) (*Server, error) {
 	if s.maxAttrs <= 0 {
 		s.maxAttrs = DefaultMaxAttributes
 	}
-	s.outbox, _ = cfg.Store.(store.Outbox)
 	s.events, s.allowPrivate = cfg.Events, cfg.AllowPrivateWebhooks
 	s.conns = &connections{st: s.st, log: s.log, errs: map[string]string{}}
 	s.reg = nodes.NewRegistry(nodes.Options{
@@ -244,6 +259,7 @@ func (s *Server) routes() {
 		},
 	}))
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", s.readyz)
 	studio.Register(app)
 	app.Get("/metrics", s.metrics.handler())
 	app.Get("/openapi.json", s.openAPI)

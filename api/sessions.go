@@ -69,6 +69,11 @@ func (s *Server) sessionTurn(storyID, chatID, prompt string, user sessionUser) (
 
 func (s *Server) sessionAttempt(ctx context.Context, storyID, chatID, prompt string, user sessionUser) (*engine.Chat, []engine.Response, error) {
 	old, err := s.st.GetChat(ctx, chatID)
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		if werr := s.writable(); werr != nil {
+			return nil, nil, werr
+		}
+	}
 	fresh := errors.Is(err, store.ErrNotFound)
 	if err != nil && !fresh {
 		return nil, nil, fmt.Errorf("session: %w", err)

@@ -152,6 +152,9 @@ func (s *Server) resumeChat(c *fiber.Ctx) error {
 			ch.Task = &task
 			evs = append(evs, store.NewEvent(evTaskCompleted, ch.ID, taskData(ch, ch.Task)))
 		}
+		if err := s.writable(); err != nil {
+			return nil, err
+		}
 		ch.Status, ch.Node, ch.Waiting, ch.Error = engine.StatusActive, node, false, ""
 		t, err = s.runner.Start(ctx, st, ch)
 		if err != nil {

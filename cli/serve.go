@@ -50,6 +50,9 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	syncMode := fs.String("sync", "10ms", "embedded store durability: always (every turn on disk before its answer) or an interval (a turn answered once in the OS, on disk within the interval)")
 	cacheBytes := byteSize(embedded.DefaultCacheBytes)
 	fs.Var(&cacheBytes, "cache-bytes", "memory bound of the embedded store's chat cache, in bytes (suffixes KiB, MiB, GiB)")
+	minFreeDisk := byteSize(embedded.DefaultMinFreeDisk)
+	fs.Var(&minFreeDisk, "min-free-disk", "embedded store: below this much free space on the data directory's filesystem, writes are refused (503 storage_full) until space is freed (suffixes KiB, MiB, GiB)")
+	storeTimeout := fs.Duration("store-timeout", api.DefaultStoreTimeout, "how long a request waits for the store (each operation; MongoDB: also server selection) before it answers 503 store_unavailable")
 	mongoURI := fs.String("mongo", "", "MongoDB URI, instead of the embedded store (env STORYFLOW_MONGO_URI)")
 	token := fs.String("token", "", "API bearer token (env STORYFLOW_API_TOKEN; default: a random one, printed at start)")
 	allowPrivate := fs.Bool("allow-private-webhooks", false, "let webhooks reach loopback and private addresses (development)")
@@ -111,7 +114,12 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "storyflow serve: --sync: %v\n", err)
 		return exitUsage
 	}
-	st, err := openStore(*mongoURI, *dataDir, embedded.Options{SyncEvery: syncEvery, CacheBytes: int64(cacheBytes)}, log)
+	if *storeTimeout <= 0 {
+		fmt.Fprintln(stderr, "storyflow serve: --store-timeout must be above 0")
+		return exitUsage
+	}
+	st, err := openStore(*mongoURI, *dataDir, embedded.Options{SyncEvery: syncEvery, CacheBytes: int64(cacheBytes),
+		MinFreeDisk: int64(minFreeDisk), Logger: log}, *storeTimeout, log)
 	if err != nil {
 		log.Error("open store", "err", err)
 		return exitFail
@@ -127,7 +135,7 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	worker, stopWorker := startEvents(st, hooks, log)
 	defer stopWorker()
 	srv, err := api.New(api.Config{
-		Store: st, Token: *token, AllowPrivateWebhooks: *allowPrivate, MaxSteps: *maxSteps, Logger: log,
+		Store: st, StoreTimeout: *storeTimeout, Token: *token, AllowPrivateWebhooks: *allowPrivate, MaxSteps: *maxSteps, Logger: log,
 		StoryEnv: env, ExprBudget: engine.Budget{Memory: *exprMemory, Time: *exprTime},
 		MaxAttributes: *maxAttrs, StoryCacheBytes: *storyCache, Webhooks: hooks, Events: worker,
 		CORSOrigins: splitList(*corsOrigins), SessionIdle: *sessionIdle, TrustedProxies: splitList(*trustedProxies),
@@ -323,11 +331,11 @@ func pprofMux() *http.ServeMux {
 }
 
 // openStore opens MongoDB when uri is set, else the embedded store in dir.
-func openStore(uri, dir string, opts embedded.Options, log *slog.Logger) (store.Store, error) {
+func openStore(uri, dir string, opts embedded.Options, timeout time.Duration, log *slog.Logger) (store.Store, error) {
 	if uri != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		st, err := mongo.Open(ctx, uri)
+		st, err := mongo.OpenWith(ctx, uri, mongo.Options{ServerSelection: timeout})
 		if err != nil {
 			return nil, err
 		}
@@ -346,7 +354,7 @@ func openStore(uri, dir string, opts embedded.Options, log *slog.Logger) (store.
 	if opts.SyncEvery > 0 {
 		sync = opts.SyncEvery.String()
 	}
-	log.Info("store: embedded", "dir", dir, "sync", sync, "cacheBytes", opts.CacheBytes)
+	log.Info("store: embedded", "dir", dir, "sync", sync, "cacheBytes", opts.CacheBytes, "minFreeDisk", opts.MinFreeDisk)
 	return st, nil
 }
 

@@ -55,7 +55,26 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrExists: a chat or connection with that id already exists.
 	ErrExists = errors.New("already exists")
+	// ErrFull: the store refuses writes for now (the embedded store's disk
+	// is below its free-space watermark); reads still work.
+	ErrFull = errors.New("storage full")
+	// ErrUnavailable: the store did not answer in time (MongoDB down or
+	// unreachable).
+	ErrUnavailable = errors.New("store unavailable")
 )
+
+// Pinger is implemented by stores that can be checked cheaply: Ping
+// returns nil when the store answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Writable is implemented by stores that may refuse writes for a while:
+// Writable returns nil, or an error wrapping ErrFull. It is cheap enough
+// to call before every turn.
+type Writable interface {
+	Writable() error
+}
 
 // MaxReplies bounds the replies a chat remembers for repeated message ids:
 // those written by the chat's last MaxReplies updates are kept; older ones

@@ -203,7 +203,7 @@ func (s *Store) createChatWith(c *engine.Chat, extra func(*pebble.Batch) error) 
 			return err
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.commit(b, pebble.Sync); err != nil {
 		return err
 	}
 	s.cache.putRecord(c.ID, cached)
@@ -264,7 +264,7 @@ func (s *Store) updateChatWith(ctx context.Context, c *engine.Chat, reply *store
 			return err
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.commit(b, pebble.Sync); err != nil {
 		return err
 	}
 	s.cache.putRecord(c.ID, cached)

@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ type Store struct {
 	db     *pebble.DB
 	cache  *chatCache
 	syncer *walSyncer // nil: every sync goes to disk
+	disk   *diskGuard // nil: no disk watermark
 
 	mu     sync.RWMutex // guards closed; held (read) by every operation
 	closed bool
@@ -69,6 +71,12 @@ type Options struct {
 	SyncEvery time.Duration
 	// CacheBytes bounds the memory of the chat cache (0: DefaultCacheBytes).
 	CacheBytes int64
+	// MinFreeDisk is the disk watermark (disk.go): below this many free
+	// bytes on the data directory's filesystem writes fail with
+	// store.ErrFull (0: DefaultMinFreeDisk; below 0: no watermark).
+	MinFreeDisk int64
+	// Logger logs the watermark's changes (nil: slog.Default()).
+	Logger *slog.Logger
 }
 
 // Open opens (creating it if needed) the store in dir. It fails if another
@@ -86,18 +94,72 @@ func Open(dir string, o Options) (*Store, error) {
 	// of recent chats should not pay for decompression.
 	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
 	var syncer *walSyncer
+	opts.FS = vfs.Default
 	if o.SyncEvery > 0 {
 		syncer = newWALSyncer(o.SyncEvery)
 		opts.FS = walFS{FS: vfs.Default, s: syncer}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	var disk *diskGuard
+	if o.MinFreeDisk == 0 {
+		o.MinFreeDisk = DefaultMinFreeDisk
+	}
+	if o.MinFreeDisk > 0 {
+		var err error
+		disk, err = newDiskGuard(dir, o.MinFreeDisk, o.Logger)
+		switch {
+		case errors.Is(err, errDiskUnsupported):
+			o.Logger.Warn("store: no disk watermark", "err", err)
+		case err != nil:
+			if syncer != nil {
+				syncer.close()
+			}
+			return nil, err
+		default:
+			opts.FS = vfs.OnDiskFull(opts.FS, disk.onDiskFull)
+		}
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		if syncer != nil {
 			syncer.close()
 		}
+		disk.close()
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	return &Store{db: db, cache: newChatCache(o.CacheBytes), syncer: syncer, seed: maphash.MakeSeed()}, nil
+	return &Store{db: db, cache: newChatCache(o.CacheBytes), syncer: syncer, disk: disk, seed: maphash.MakeSeed()}, nil
+}
+
+// Writable implements store.Writable: an error wrapping store.ErrFull while
+// the disk is below the watermark.
+func (s *Store) Writable() error { return s.disk.writable() }
+
+// Ping implements store.Pinger: the store answers unless it is closed.
+func (s *Store) Ping(context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	s.leave()
+	return nil
+}
+
+// commit writes b (a write of the store), unless the disk is below the
+// watermark.
+func (s *Store) commit(b *pebble.Batch, o *pebble.WriteOptions) error {
+	if err := s.disk.allow(b.Len()); err != nil {
+		return err
+	}
+	return b.Commit(o)
+}
+
+// set writes one key, unless the disk is below the watermark.
+func (s *Store) set(k, v []byte) error {
+	if err := s.disk.allow(len(k) + len(v)); err != nil {
+		return err
+	}
+	return s.db.Set(k, v, pebble.Sync)
 }
 
 // quietLogger drops pebble's info logs and keeps errors on stderr.
@@ -123,6 +185,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	err := s.db.Close()
+	s.disk.close()
 	if s.syncer != nil {
 		s.syncer.close()
 	}
@@ -251,7 +314,7 @@ func (s *Store) PutStory(ctx context.Context, id string, source []byte) (version
 	if err != nil {
 		return 0, false, fmt.Errorf("put story %q: %w", id, err)
 	}
-	if err := s.db.Set(storyKey(id, r.Version), data, pebble.Sync); err != nil {
+	if err := s.set(storyKey(id, r.Version), data); err != nil {
 		return 0, false, fmt.Errorf("put story %q: %w", id, err)
 	}
 	return r.Version, created, nil
@@ -370,7 +433,7 @@ func (s *Store) deleteStory(id string) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Set(storyKey(id, last.Version), data, pebble.Sync)
+	return s.set(storyKey(id, last.Version), data)
 }
 
 // Connections.
@@ -395,7 +458,7 @@ func (s *Store) putConnection(c *store.Connection) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Set(key('w', c.ID), data, pebble.Sync)
+	return s.set(key('w', c.ID), data)
 }
 
 // CreateConnection implements store.Store.
@@ -507,7 +570,10 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 		if _, err := s.getConnection(id); err != nil {
 			return err
 		}
-		return s.db.Delete(key('w', id), pebble.Sync)
+		b := s.db.NewBatch()
+		defer b.Close()
+		b.Delete(key('w', id), nil)
+		return s.commit(b, pebble.Sync)
 	})
 	if err != nil {
 		return fmt.Errorf("delete connection %q: %w", id, err)

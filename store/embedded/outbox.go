@@ -195,7 +195,7 @@ func (s *Store) AppendEvents(ctx context.Context, evs []store.Event) error {
 	if err := setAll(b, keys, vals); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.commit(b, pebble.Sync); err != nil {
 		return fmt.Errorf("append events: %w", err)
 	}
 	return nil
@@ -256,7 +256,7 @@ func (s *Store) DeleteEvents(ctx context.Context, ids []string) error {
 			}
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.commit(b, pebble.Sync); err != nil {
 		return fmt.Errorf("delete events: %w", err)
 	}
 	for _, id := range ids {
@@ -292,7 +292,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription)
 	} else if v != nil {
 		return store.ErrExists
 	}
-	return s.db.Set(key('v', sub.ID), data, pebble.Sync)
+	return s.set(key('v', sub.ID), data)
 }
 
 // GetSubscription implements store.Outbox.
@@ -360,7 +360,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 	if err := b.Delete(key('v', id), nil); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	return s.commit(b, pebble.Sync)
 }
 
 // scan calls fn with each key and value under prefix p until it returns false.
@@ -446,7 +446,7 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []store.Delivery) error {
 	}
 	// Not synced: the worker's DeleteEvents comes next and is, and the WAL
 	// keeps order, so no crash keeps the deletion without the deliveries.
-	return b.Commit(pebble.NoSync)
+	return s.commit(b, pebble.NoSync)
 }
 
 // ClaimDeliveries implements store.Outbox.
@@ -516,9 +516,9 @@ func (s *Store) SaveDelivery(ctx context.Context, owner string, d *store.Deliver
 	// A worker's outcome is not synced: a crash may forget it, and the
 	// delivery is made again (at least once). A replay (owner "") is.
 	if owner != "" {
-		return b.Commit(pebble.NoSync)
+		return s.commit(b, pebble.NoSync)
 	}
-	return b.Commit(pebble.Sync)
+	return s.commit(b, pebble.Sync)
 }
 
 // GetDelivery implements store.Outbox.

@@ -68,6 +68,9 @@ type Options struct {
 	Monitor *event.CommandMonitor
 	// Logger for background errors (nil: slog.Default()).
 	Logger *slog.Logger
+	// ServerSelection bounds how long an operation waits for a reachable
+	// server (0: the driver's 30s, or the URI's serverSelectionTimeoutMS).
+	ServerSelection time.Duration
 }
 
 // DatabaseName returns the database a URI names, or DefaultDatabase.
@@ -96,6 +99,9 @@ func OpenWith(ctx context.Context, uri string, o Options) (*Store, error) {
 	opts := options.Client().ApplyURI(uri).SetBSONOptions(&options.BSONOptions{DefaultDocumentMap: true}).SetRegistry(registry)
 	if o.Monitor != nil {
 		opts.SetMonitor(o.Monitor)
+	}
+	if o.ServerSelection > 0 {
+		opts.SetServerSelectionTimeout(o.ServerSelection)
 	}
 	client, err := mongo.Connect(opts)
 	if err != nil {
