@@ -313,7 +313,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners = append(s.listeners, ln)
 	s.mu.Unlock()
-	err := s.app.Listener(ln)
+	err := s.app.Listener(lingerListener{ln})
 	s.mu.Lock()
 	stopping := s.stopping
 	s.mu.Unlock()
