@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"sync"
@@ -77,8 +78,23 @@ func main() {
 }
 
 // seed stores chats 0 to n-1 in the store in dir. Chats already there are
-// left as they are, so an interrupted run can be resumed.
+// left as they are, so an interrupted run can be resumed; a finished run
+// leaves DIR.seeded, and a run that finds it with the same counts does
+// nothing.
 func seed(ctx context.Context, dir string, n, entries, workers int, progress io.Writer) error {
+	marker := filepath.Clean(dir) + ".seeded"
+	done := fmt.Sprintf("chats %d, entries %d\n", n, entries)
+	if b, err := os.ReadFile(marker); err == nil && string(b) == done {
+		fmt.Fprintf(progress, "seed: %s already holds %s", dir, done)
+		return nil
+	}
+	if err := seedStore(ctx, dir, n, entries, workers, progress); err != nil {
+		return err
+	}
+	return os.WriteFile(marker, []byte(done), 0o644)
+}
+
+func seedStore(ctx context.Context, dir string, n, entries, workers int, progress io.Writer) error {
 	s, err := embedded.Open(dir, embedded.Options{SyncEvery: 100 * time.Millisecond})
 	if err != nil {
 		return err
@@ -88,7 +104,7 @@ func seed(ctx context.Context, dir string, n, entries, workers int, progress io.
 	if err != nil {
 		return fmt.Errorf("store story: %w", err)
 	}
-	var next, done atomic.Int64
+	var next, stored atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
@@ -101,7 +117,7 @@ func seed(ctx context.Context, dir string, n, entries, workers int, progress io.
 			case <-stop:
 				return
 			case <-t.C:
-				fmt.Fprintf(progress, "seed: %d of %d chats\n", done.Load(), n)
+				fmt.Fprintf(progress, "seed: %d of %d chats\n", stored.Load(), n)
 			}
 		}
 	}()
@@ -125,7 +141,7 @@ func seed(ctx context.Context, dir string, n, entries, workers int, progress io.
 					next.Store(int64(n))
 					return
 				}
-				done.Add(1)
+				stored.Add(1)
 			}
 		}()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"testing"
 
 	"github.com/storyflow/storyflow/engine"
@@ -22,6 +23,9 @@ func TestSeed(t *testing.T) {
 	}
 	if err := seed(ctx, dir, n, entries, 4, io.Discard); err != nil {
 		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(dir + ".seeded"); err != nil || string(b) != "chats 2000, entries 20\n" {
+		t.Errorf("marker: %q, %v", b, err)
 	}
 	s, err := embedded.Open(dir, embedded.Options{})
 	if err != nil {
