@@ -42,7 +42,8 @@ func main() {
 	flag.StringVar(&mdFile, "md", "", "also write the run as a Markdown table to this file (e.g. BENCHMARKS.md)")
 	baseline := flag.String("baseline", "", "internal: serve the baselines for this webhook URL and print their address")
 	flag.StringVar(&seededDir, "seeded", "", "compare plain turns on an empty store with turns on the chats of this data directory, filled by bench/seed (the million-chat benchmark)")
-	flag.IntVar(&seededChats, "seeded-chats", 1_000_000, "with -seeded: how many chats bench/seed stored there (-chats of bench/seed); turns go to random ones of them")
+	flag.IntVar(&seededChats, "seeded-chats", 1_000_000, "with -seeded: how many chats bench/seed stored there (-chats of bench/seed)")
+	flag.IntVar(&seededActive, "seeded-active", 0, "with -seeded: turns go to random ones of the first this many stored chats (0: of all)")
 	flag.Parse()
 	if *backendMode {
 		if err := serveBackend(); err != nil {

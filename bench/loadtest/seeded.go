@@ -18,8 +18,9 @@ import (
 // seededDir is a data directory filled by bench/seed ("": not this mode);
 // seededChats is how many chats it holds.
 var (
-	seededDir   string
-	seededChats = 1_000_000
+	seededDir    string
+	seededChats  = 1_000_000
+	seededActive int // turns go to the first this many (0: all)
 )
 
 // seedID is bench/seed's SeedID: the id of seeded chat i.
@@ -77,9 +78,17 @@ func runSeeded(bin string, dur time.Duration, conc int) error {
 	if err := post(client, full+"/v1/chats/"+seedID(seededChats-1)+"/messages", token, `{"text":"hello"}`, nil); err != nil {
 		return fmt.Errorf("turn on seeded chat %d: %w", seededChats-1, err)
 	}
+	active := seededChats
+	if seededActive > 0 {
+		active = min(seededActive, seededChats)
+	}
+	seededName := fmt.Sprintf("%d stored chats: turn on a random one", seededChats)
+	if active < seededChats {
+		seededName = fmt.Sprintf("%d stored chats: turn on one of %d", seededChats, active)
+	}
 	phases := []phase{
 		{fmt.Sprintf("empty store: turn on %d chats", chats), "empty", emptyPID, empty, turnScript(ids, token), emptyPprof},
-		{fmt.Sprintf("%d stored chats: turn on a random one", seededChats), "seeded", fullPID, full, randomTurnScript(seededChats, token), fullPprof},
+		{seededName, "seeded", fullPID, full, randomTurnScript(active, token), fullPprof},
 	}
 	var rateRatio, p99Ratio []float64
 	var all [][]result
