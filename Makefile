@@ -72,13 +72,14 @@ fuzz:
 		done; \
 	done
 
-# Benchmarks: the Go benchmarks, then the load test (bench/loadtest:
-# storyflow turns against hand-written fiber baselines on loopback; see
-# README, Performance). LOADFLAGS passes flags to it, e.g.
-# LOADFLAGS='-duration 10s -cpuprofile prof'.
-.PHONY: bench-go bench-load bench-mongo bench-slow
+# Benchmarks: the Go benchmarks, the load test (bench/loadtest: storyflow
+# turns against hand-written fiber baselines on loopback), the load test on
+# the MongoDB store, the slow backend and the million-chat benchmark; see
+# docs/operations.md, Performance. LOADFLAGS passes flags to the load test,
+# e.g. LOADFLAGS='-duration 10s -cpuprofile prof'.
+.PHONY: bench-go bench-load bench-mongo bench-slow bench-million wrk
 LOADFLAGS ?= -duration 10s -c 50 -chats 400
-bench: bench-go bench-load bench-mongo bench-slow
+bench: bench-go bench-load bench-mongo bench-slow bench-million
 
 # The Go benchmarks; the MongoDB store's against a FerretDB server started
 # here (FerretDB's speed, not MongoDB's), unless MONGODB_TEST_URI is set.
@@ -90,9 +91,11 @@ bench-go:
 	fi; \
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
 
-bench-load: build
+wrk:
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
 		(apt-get update && apt-get install -y wrk) >/dev/null || sudo sh -c 'apt-get update && apt-get install -y wrk' >/dev/null; }
+
+bench-load: build wrk
 	$(GO) run ./bench/loadtest -bin $(BIN) $(LOADFLAGS)
 
 # The load test with storyflow on the MongoDB store (-mongo: a fresh
@@ -118,6 +121,17 @@ bench-slow: build
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
 		(apt-get update && apt-get install -y wrk) >/dev/null || sudo sh -c 'apt-get update && apt-get install -y wrk' >/dev/null; }
 	$(GO) run ./bench/slowbackend -bin $(BIN) $(SLOWFLAGS)
+
+# A million stored chats (20-entry transcripts) in an embedded store in
+# MILLION_DIR (3.9 GB; bench/seed fills it once, in some 9 minutes on a
+# 2-core machine, and skips it when it is done), then plain turns on random
+# ones of them against an empty store's, and the server's RSS.
+MILLION_DIR   ?= bin/million
+MILLION_CHATS ?= 1000000
+MILLIONFLAGS  ?= -duration 10s -c 50 -rounds 3
+bench-million: build wrk
+	$(GO) run ./bench/seed -data $(MILLION_DIR) -chats $(MILLION_CHATS)
+	$(GO) run ./bench/loadtest -bin $(BIN) -seeded $(MILLION_DIR) -seeded-chats $(MILLION_CHATS) $(MILLIONFLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

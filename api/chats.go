@@ -13,7 +13,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/storyflow/storyflow/engine"
-	"github.com/storyflow/storyflow/internal/jsontext"
 	"github.com/storyflow/storyflow/store"
 	"github.com/storyflow/storyflow/stories"
 )
@@ -61,53 +60,6 @@ func answerOf(c *engine.Chat, t *engine.Turn) turnAnswer {
 		a.Responses = []engine.Response{}
 	}
 	return a
-}
-
-// encode returns a's JSON, as marshal writes it, without reflection for
-// the common case.
-func (a *turnAnswer) encode() ([]byte, error) {
-	b := make([]byte, 0, 512)
-	if a.ChatID != "" {
-		b = append(b, `{"chatId":`...)
-		b = jsontext.AppendString(b, a.ChatID)
-		b = append(b, `,"status":`...)
-	} else {
-		b = append(b, `{"status":`...)
-	}
-	b = jsontext.AppendString(b, string(a.Status))
-	b = append(b, `,"node":`...)
-	b = jsontext.AppendString(b, a.Node)
-	b = append(b, `,"responses":`...)
-	if a.Responses == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range a.Responses {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = a.Responses[i].AppendJSON(b)
-		}
-		b = append(b, ']')
-	}
-	b = append(b, `,"attributes":`...)
-	if a.Attributes == nil {
-		b = append(b, "null"...)
-	} else {
-		var err error
-		if b, err = jsontext.AppendObject(b, a.Attributes); err != nil {
-			return marshal(a)
-		}
-	}
-	if a.Task != nil {
-		task, err := marshal(a.Task)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, `,"task":`...)
-		b = append(b, task...)
-	}
-	return append(b, '}'), nil
 }
 
 func checkLen(field, v string, max int) error {
@@ -163,7 +115,7 @@ func (s *Server) createChat(c *fiber.Ctx) error {
 	}
 	a := answerOf(chat, t)
 	a.ChatID = chat.ID
-	body, err := a.encode()
+	body, err := marshal(&a)
 	if err != nil {
 		return fmt.Errorf("create chat: encode answer: %w", err)
 	}
@@ -281,7 +233,7 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 		}
 		evs := turnEvents(chat, t, false, before)
 		a := answerOf(chat, t)
-		body, err := a.encode()
+		body, err := marshal(&a)
 		if err != nil {
 			return nil, fmt.Errorf("turn: encode answer: %w", err)
 		}

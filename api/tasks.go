@@ -166,7 +166,7 @@ func (s *Server) resumeChat(c *fiber.Ctx) error {
 		return err
 	}
 	a := answerOf(chat, t)
-	body, err := a.encode()
+	body, err := marshal(&a)
 	if err != nil {
 		return fmt.Errorf("resume: encode answer: %w", err)
 	}

@@ -2,43 +2,42 @@ package webhook
 
 import (
 	"bytes"
-	"fmt"
-
-	"github.com/storyflow/storyflow/internal/jsontext"
 )
 
-// encodeChatbot writes the body of a chatbot-format call (SPEC §3):
-// {chatId, messageId, userId, externalId, node, userAttributes, attributes}.
-// It writes JSON directly; values of types it does not know go through
-// encoding/json.
+// chatbotRequest is the body of a chatbot-format call (SPEC §3).
+type chatbotRequest struct {
+	ChatID         string         `json:"chatId"`
+	MessageID      string         `json:"messageId"`
+	UserID         string         `json:"userId"`
+	ExternalID     string         `json:"externalId"`
+	Node           chatbotNode    `json:"node"`
+	UserAttributes map[string]any `json:"userAttributes"`
+	Attributes     map[string]any `json:"attributes"`
+}
+
+type chatbotNode struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	WebhookID   string `json:"webhookId"`
+	WebhookName string `json:"webhookName"`
+}
+
+// encodeChatbot writes the body of a chatbot-format call: {chatId,
+// messageId, userId, externalId, node, userAttributes, attributes}; the
+// attributes are {} when there are none.
 func encodeChatbot(buf *bytes.Buffer, conn *Connection, r *Request) error {
-	b := buf.AvailableBuffer()
-	b = append(b, `{"chatId":`...)
-	b = jsontext.AppendString(b, r.ChatID)
-	b = append(b, `,"messageId":`...)
-	b = jsontext.AppendString(b, r.MessageID)
-	b = append(b, `,"userId":`...)
-	b = jsontext.AppendString(b, r.UserID)
-	b = append(b, `,"externalId":`...)
-	b = jsontext.AppendString(b, r.ExternalID)
-	b = append(b, `,"node":{"id":`...)
-	b = jsontext.AppendString(b, r.NodeID)
-	b = append(b, `,"name":`...)
-	b = jsontext.AppendString(b, r.NodeName)
-	b = append(b, `,"type":"WEBHOOK","webhookId":`...)
-	b = jsontext.AppendString(b, conn.ID)
-	b = append(b, `,"webhookName":`...)
-	b = jsontext.AppendString(b, conn.Name)
-	b = append(b, `},"userAttributes":`...)
-	var err error
-	if b, err = jsontext.AppendObject(b, r.UserAttributes); err != nil {
-		return fmt.Errorf("userAttributes: %w", err)
+	return encodeJSON(buf, &chatbotRequest{
+		ChatID: r.ChatID, MessageID: r.MessageID, UserID: r.UserID, ExternalID: r.ExternalID,
+		Node:           chatbotNode{ID: r.NodeID, Name: r.NodeName, Type: "WEBHOOK", WebhookID: conn.ID, WebhookName: conn.Name},
+		UserAttributes: orEmpty(r.UserAttributes),
+		Attributes:     orEmpty(r.Attributes),
+	})
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
 	}
-	b = append(b, `,"attributes":`...)
-	if b, err = jsontext.AppendObject(b, r.Attributes); err != nil {
-		return fmt.Errorf("attributes: %w", err)
-	}
-	b = append(b, '}')
-	buf.Write(b)
-	return nil
+	return m
 }

@@ -41,6 +41,9 @@ func main() {
 	flag.StringVar(&mongoURI, "mongo", "", "run storyflow serve on this MongoDB server (a fresh database, dropped at the end) instead of the embedded store")
 	flag.StringVar(&mdFile, "md", "", "also write the run as a Markdown table to this file (e.g. BENCHMARKS.md)")
 	baseline := flag.String("baseline", "", "internal: serve the baselines for this webhook URL and print their address")
+	flag.StringVar(&seededDir, "seeded", "", "compare plain turns on an empty store with turns on the chats of this data directory, filled by bench/seed (the million-chat benchmark)")
+	flag.IntVar(&seededChats, "seeded-chats", 1_000_000, "with -seeded: how many chats bench/seed stored there (-chats of bench/seed)")
+	flag.IntVar(&seededActive, "seeded-active", 0, "with -seeded: turns go to random ones of the first this many stored chats (0: of all)")
 	flag.Parse()
 	if *backendMode {
 		if err := serveBackend(); err != nil {
@@ -65,7 +68,11 @@ func main() {
 		}
 		serveMongo, drop = uri, d
 	}
-	err := run(*bin, *dur, *conc)
+	runner := run
+	if seededDir != "" {
+		runner = runSeeded
+	}
+	err := runner(*bin, *dur, *conc)
 	drop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
@@ -124,7 +131,7 @@ func run(bin string, dur time.Duration, conc int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	sf, pprofURL, stop, err := startStoryflow(bin, dir, hookURL)
+	sf, pprofURL, stop, err := startStoryflow(bin, dir, filepath.Join(dir, "data"), hookURL)
 	if err != nil {
 		return err
 	}
@@ -160,16 +167,16 @@ func run(bin string, dur time.Duration, conc int) error {
 	}
 	chatBody := `{"chatId":"c1","attributes":{"plan":"free"},"text":"hello"}`
 	phases := []phase{
-		{"baseline: fiber handler + webhook call", "", basePID, base + "/hand", postScript(chatBody)},
-		{"storyflow: turn with webhook node", "webhook", storyflowPID, sf, hookTurns},
-		{"baseline: fiber echo handler", "", basePID, base + "/echo", postScript(chatBody)},
-		{"storyflow: turn without webhook", "plain", storyflowPID, sf, plainTurns},
+		{"baseline: fiber handler + webhook call", "", basePID, base + "/hand", postScript(chatBody), ""},
+		{"storyflow: turn with webhook node", "webhook", storyflowPID, sf, hookTurns, pprofURL},
+		{"baseline: fiber echo handler", "", basePID, base + "/echo", postScript(chatBody), ""},
+		{"storyflow: turn without webhook", "plain", storyflowPID, sf, plainTurns, pprofURL},
 	}
 	var hookRatio, hookP99, plainRatio []float64
 	var all [][]result
 	for round := 1; round <= rounds; round++ {
 		fmt.Printf("round %d of %d\n", round, rounds)
-		res, err := runPhases(phases, conc, dur, pprofURL, round)
+		res, err := runPhases(phases, conc, dur, round)
 		if err != nil {
 			return err
 		}
@@ -193,16 +200,7 @@ func run(bin string, dur time.Duration, conc int) error {
 // rate and latencies per round, and the ratios with their medians.
 func writeMarkdown(file string, phases []phase, all [][]result, hookRatio, hookP99, plainRatio []float64, conc int, dur time.Duration) error {
 	var b strings.Builder
-	host, _ := os.Hostname()
-	cpu := "unknown"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(l, "model name\t: "); ok {
-				cpu = v
-				break
-			}
-		}
-	}
+	host, cpu := hostname(), cpuModel()
 	fmt.Fprintf(&b, "## Load test, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "Command: `go run ./bench/loadtest %s` (wrk -t%d -c%d, %v phases, %d chats per story, %d interleaved rounds; storyflow serve args: `%s`).\n",
 		strings.Join(os.Args[1:], " "), wrkThreads, conc, dur, chats, len(all), serveArgs)
@@ -221,21 +219,43 @@ func writeMarkdown(file string, phases []phase, all [][]result, hookRatio, hookP
 	fmt.Fprintf(&b, "| webhook turn / hand-written handler, throughput | %s | %.0f%% | ≥ 70%% |\n", percents(hookRatio), 100*median(hookRatio))
 	fmt.Fprintf(&b, "| webhook turn / hand-written handler, p99 | %s | %.2fx | ≤ 2x |\n", times(hookP99), median(hookP99))
 	fmt.Fprintf(&b, "| plain turn / echo handler, throughput | %s | %.0f%% | ≥ 40%% |\n\n", percents(plainRatio), 100*median(plainRatio))
+	return appendFile(file, b.String())
+}
+
+func appendFile(file, text string) error {
 	f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteString(b.String()); err != nil {
+	if _, err := f.WriteString(text); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
 }
 
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// cpuModel is the first model name of /proc/cpuinfo.
+func cpuModel() string {
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name\t: "); ok {
+				return v
+			}
+		}
+	}
+	return "unknown"
+}
+
 type phase struct {
 	name, profile string
 	pid           int
 	url, script   string // wrk's URL and Lua script
+	pprof         string // the server's pprof base URL, for a profile
 }
 
 func median(v []float64) float64 {
@@ -264,7 +284,7 @@ func times(v []float64) string {
 }
 
 // runPhases runs each phase once: a short warm-up, then the measured part.
-func runPhases(phases []phase, conc int, dur time.Duration, pprofURL string, round int) ([]result, error) {
+func runPhases(phases []phase, conc int, dur time.Duration, round int) ([]result, error) {
 	res := make([]result, len(phases))
 	for i, p := range phases {
 		// A short warm-up, then the measured phase.
@@ -273,7 +293,8 @@ func runPhases(phases []phase, conc int, dur time.Duration, pprofURL string, rou
 		}
 		var prof chan error
 		var gc0 groupCommit
-		if profileDir != "" && p.profile != "" {
+		pprofURL := p.pprof
+		if profileDir != "" && p.profile != "" && pprofURL != "" {
 			gc0 = commitStats(pprofURL)
 			prof = make(chan error, 1)
 			go func() {
@@ -649,7 +670,7 @@ func freeAddr() (string, error) {
 // startStoryflow runs `storyflow serve` on a free loopback port with the two
 // bench stories and waits for /healthz. With profileDir set it also serves
 // pprof on another loopback port, whose URL it returns.
-func startStoryflow(bin, dir, hookURL string) (string, string, func(), error) {
+func startStoryflow(bin, dir, dataDir, hookURL string) (string, string, func(), error) {
 	docs := bytes.Split([]byte(fmt.Sprintf(stories, hookURL)), []byte("---\n"))
 	sdir := filepath.Join(dir, "stories")
 	os.MkdirAll(sdir, 0o755)
@@ -663,7 +684,7 @@ func startStoryflow(bin, dir, hookURL string) (string, string, func(), error) {
 		return "", "", nil, err
 	}
 	// Warnings only: a request log line per turn is not what is measured.
-	args := []string{"serve", "--addr", addr, "--stories", sdir, "--data", filepath.Join(dir, "data"), "--allow-private-webhooks", "--log-level", "warn"}
+	args := []string{"serve", "--addr", addr, "--stories", sdir, "--data", dataDir, "--allow-private-webhooks", "--log-level", "warn"}
 	args = append(args, strings.Fields(serveArgs)...)
 	if serveMongo != "" {
 		args = append(args, "--mongo", serveMongo)

@@ -49,23 +49,20 @@ func decodeChat(v []byte) (*engine.Chat, error) {
 
 // encodeChat returns the record of c at rev, and its meta.
 func encodeChat(c *engine.Chat, rev int64) (rec, meta []byte, err error) {
-	rec = make([]byte, headerLen, headerLen+512)
-	binary.BigEndian.PutUint64(rec[0:8], uint64(rev))
-	binary.BigEndian.PutUint64(rec[8:16], uint64(c.Seq))
 	meta, err = json.Marshal(chatMeta{c.StoryID, c.Status})
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode chat: %w", err)
 	}
-	if out, ok := appendChat(rec, c); ok {
-		return out, meta, nil
-	}
 	cc := *c
 	cc.Transcript = nil
-	data, err := json.Marshal(&cc)
-	if err != nil {
+	buf := bytes.NewBuffer(make([]byte, headerLen, headerLen+512))
+	if err := json.NewEncoder(buf).Encode(&cc); err != nil {
 		return nil, nil, fmt.Errorf("encode chat: %w", err)
 	}
-	return append(rec, data...), meta, nil
+	rec = bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
+	binary.BigEndian.PutUint64(rec[0:8], uint64(rev))
+	binary.BigEndian.PutUint64(rec[8:16], uint64(c.Seq))
+	return rec, meta, nil
 }
 
 // newCachedRecord returns the cache entry of c's record at rev.
@@ -145,11 +142,9 @@ func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored *cachedRecord,
 		}
 	}
 	for i := range add {
-		data, ok := appendEntry(nil, &add[i])
-		if !ok {
-			if data, err = json.Marshal(&add[i]); err != nil {
-				return fmt.Errorf("encode transcript entry %d: %w", add[i].Seq, err)
-			}
+		data, err := json.Marshal(&add[i])
+		if err != nil {
+			return fmt.Errorf("encode transcript entry %d: %w", add[i].Seq, err)
 		}
 		if err := b.Set(entryKey(c.ID, add[i].Seq), data, nil); err != nil {
 			return err

@@ -37,6 +37,12 @@ type outbox struct {
 	leases  map[string]lease // by event or delivery id
 	keys    map[string][]byte
 	delivMu sync.Mutex // serialises delivery writes
+	// low is an order number below which every event is deleted, and
+	// pending holds the first order number of each write not yet
+	// committed: a claim starts there rather than at the first event, so
+	// it does not walk over the tombstones of events delivered before.
+	low     uint64
+	pending map[uint64]bool
 }
 
 type lease struct {
@@ -57,23 +63,39 @@ func (o *outbox) held(id, owner string, now time.Time) bool {
 	return ok && l.owner != owner && now.Before(l.until)
 }
 
-// eventKeys returns the keys of evs, numbered on in order.
-func (s *Store) eventKeys(evs []store.Event) ([][]byte, [][]byte, error) {
-	keys := make([][]byte, len(evs))
-	vals := make([][]byte, len(evs))
-	s.out.mu.Lock()
-	defer s.out.mu.Unlock()
+// eventKeys returns the keys of evs, numbered on in order; the caller
+// calls done once their write is committed or has failed.
+func (s *Store) eventKeys(evs []store.Event) (keys, vals [][]byte, done func(), err error) {
+	keys = make([][]byte, len(evs))
+	vals = make([][]byte, len(evs))
 	for i := range evs {
 		data, err := json.Marshal(&evs[i])
 		if err != nil {
-			return nil, nil, fmt.Errorf("encode event %s: %w", evs[i].Name, err)
+			return nil, nil, nil, fmt.Errorf("encode event %s: %w", evs[i].Name, err)
 		}
-		n := max(s.out.last+1, uint64(time.Now().UnixNano()))
-		s.out.last = n
-		k := binary.BigEndian.AppendUint64(append(key('e'), 0), n)
-		keys[i], vals[i] = k, data
+		vals[i] = data
 	}
-	return keys, vals, nil
+	if len(evs) == 0 {
+		return keys, vals, func() {}, nil
+	}
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	first := max(s.out.last+1, uint64(time.Now().UnixNano()))
+	for i := range evs {
+		n := first + uint64(i)
+		s.out.last = n
+		keys[i] = binary.BigEndian.AppendUint64(append(key('e'), 0), n)
+	}
+	if s.out.pending == nil {
+		s.out.pending = map[uint64]bool{}
+	}
+	s.out.pending[first] = true
+	done = func() {
+		s.out.mu.Lock()
+		delete(s.out.pending, first)
+		s.out.mu.Unlock()
+	}
+	return keys, vals, done, nil
 }
 
 func setAll(b *pebble.Batch, keys, vals [][]byte) error {
@@ -87,10 +109,11 @@ func setAll(b *pebble.Batch, keys, vals [][]byte) error {
 
 // CreateChatEvents implements store.Outbox.
 func (s *Store) CreateChatEvents(ctx context.Context, c *engine.Chat, evs []store.Event) error {
-	keys, vals, err := s.eventKeys(evs)
+	keys, vals, done, err := s.eventKeys(evs)
 	if err != nil {
 		return err
 	}
+	defer done()
 	extra := func(b *pebble.Batch) error {
 		if err := b.Set(userKey(c.UserID, c.ID), nil, nil); err != nil {
 			return err
@@ -108,10 +131,11 @@ func (s *Store) CreateChatEvents(ctx context.Context, c *engine.Chat, evs []stor
 
 // UpdateChatEvents implements store.Outbox.
 func (s *Store) UpdateChatEvents(ctx context.Context, c *engine.Chat, reply *store.Reply, evs []store.Event) error {
-	keys, vals, err := s.eventKeys(evs)
+	keys, vals, done, err := s.eventKeys(evs)
 	if err != nil {
 		return err
 	}
+	defer done()
 	if err := s.updateChatWith(ctx, c, reply, func(b *pebble.Batch) error { return setAll(b, keys, vals) }); err != nil {
 		return fmt.Errorf("update chat %q: %w", c.ID, err)
 	}
@@ -125,10 +149,11 @@ func userKey(user, chat string) []byte { return key('u', user, chat) }
 
 // EraseChat implements store.Outbox.
 func (s *Store) EraseChat(ctx context.Context, c *engine.Chat, evs []store.Event) error {
-	keys, vals, err := s.eventKeys(evs)
+	keys, vals, done, err := s.eventKeys(evs)
 	if err != nil {
 		return err
 	}
+	defer done()
 	extra := func(b *pebble.Batch) error {
 		v, err := get(s.db, key('c', c.ID))
 		if err != nil || v == nil {
@@ -182,10 +207,11 @@ func (s *Store) EraseChat(ctx context.Context, c *engine.Chat, evs []store.Event
 
 // AppendEvents implements store.Outbox.
 func (s *Store) AppendEvents(ctx context.Context, evs []store.Event) error {
-	keys, vals, err := s.eventKeys(evs)
+	keys, vals, done, err := s.eventKeys(evs)
 	if err != nil {
 		return err
 	}
+	defer done()
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -208,18 +234,31 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, until time.Time, 
 	}
 	defer s.leave()
 	now := time.Now()
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	s.out.init()
+	// Events below low are deleted; those being written are at or above
+	// their first number; later ones above last.
+	from, next := s.out.low, s.out.last+1
+	for n := range s.out.pending {
+		from, next = min(from, n), min(next, n)
+	}
 	p := append(key('e'), 0)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upper(p)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: binary.BigEndian.AppendUint64(p, from), UpperBound: upper(p)})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	s.out.mu.Lock()
-	defer s.out.mu.Unlock()
-	s.out.init()
 	blocked := map[string]bool{}
 	var out []store.Event
-	for ok := it.First(); ok && len(out) < max; ok = it.Next() {
+	ok := it.First()
+	if k := it.Key(); ok && len(k) == len(p)+8 {
+		next = min(next, binary.BigEndian.Uint64(k[len(p):]))
+	}
+	if it.Error() == nil {
+		s.out.low = next
+	}
+	for ; ok && len(out) < max; ok = it.Next() {
 		var e store.Event
 		if err := json.Unmarshal(it.Value(), &e); err != nil {
 			return out, fmt.Errorf("decode event: %w", err)
