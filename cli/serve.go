@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"expvar"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,6 +38,94 @@ func init() {
 	})
 }
 
+// serveFlags are the flags of storyflow serve.
+type serveFlags struct {
+	addr            *string
+	storiesDir      *string
+	dataDir         *string
+	syncMode        *string
+	cacheBytes      byteSize
+	minFreeDisk     byteSize
+	storeTimeout    *time.Duration
+	mongoURI        *string
+	token           *string
+	allowPrivate    *bool
+	maxSteps        *int
+	shutdownTimeout *time.Duration
+	poll            *time.Duration
+	logLevel        *string
+	storyEnv        *string
+	exprTime        *time.Duration
+	exprMemory      *int64
+	maxAttrs        *int
+	storyCache      *int64
+	maxInFlight     *int
+	breakerFailures *int
+	logFormat       *string
+	corsOrigins     *string
+	sessionIdle     *time.Duration
+	rateSession     *int
+	rateIP          *int
+	rateWindow      *time.Duration
+	trustedProxies  *string
+}
+
+// defineServeFlags defines serve's flags on fs.
+func defineServeFlags(fs *flag.FlagSet) *serveFlags {
+	o := &serveFlags{}
+	o.addr = fs.String("addr", "127.0.0.1:8080", "listen address")
+	o.storiesDir = fs.String("stories", "", "load the story files (*.yaml, *.yml; not the story tests *.test.yaml) of this directory at start and reload changed ones")
+	o.dataDir = fs.String("data", "data", "data directory of the embedded store")
+	o.syncMode = fs.String("sync", "10ms", "embedded store durability: always (every turn on disk before its answer) or an interval (a turn answered once in the OS, on disk within the interval)")
+	o.cacheBytes = byteSize(embedded.DefaultCacheBytes)
+	fs.Var(&o.cacheBytes, "cache-bytes", "memory bound of the embedded store's chat cache, in bytes (suffixes KiB, MiB, GiB)")
+	o.minFreeDisk = byteSize(embedded.DefaultMinFreeDisk)
+	fs.Var(&o.minFreeDisk, "min-free-disk", "embedded store: below this much free space on the data directory's filesystem, writes are refused (503 storage_full) until space is freed (suffixes KiB, MiB, GiB)")
+	o.storeTimeout = fs.Duration("store-timeout", api.DefaultStoreTimeout, "how long a request waits for the store (each operation; MongoDB: also server selection) before it answers 503 store_unavailable")
+	o.mongoURI = fs.String("mongo", "", "MongoDB URI, instead of the embedded store (env STORYFLOW_MONGO_URI)")
+	o.token = fs.String("token", "", "API bearer token (env STORYFLOW_API_TOKEN; default: a random one, printed at start)")
+	o.allowPrivate = fs.Bool("allow-private-webhooks", false, "let webhooks reach loopback and private addresses (development)")
+	o.maxSteps = fs.Int("max-steps", 100, "most nodes a turn may run")
+	o.shutdownTimeout = fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in flight")
+	o.poll = fs.Duration("poll", api.DefaultPoll, "how often --stories is checked for changed files")
+	o.logLevel = fs.String("log-level", "info", "log level: debug, info, warn or error")
+	o.storyEnv = fs.String("story-env", strings.Join(stories.DefaultEnv, ","), "the ${VAR} names stories may use: names and PREFIX_* patterns, comma separated")
+	o.exprTime = fs.Duration("expr-time", engine.DefaultExprTime, "time budget of one turn's expressions")
+	o.exprMemory = fs.Int64("expr-memory", engine.DefaultExprMemory, "memory budget of one expression evaluation, in bytes")
+	o.maxAttrs = fs.Int("max-attributes", api.DefaultMaxAttributes, "largest size of a chat's attributes, and of its userAttributes, in bytes of JSON")
+	o.storyCache = fs.Int64("story-cache", api.DefaultStoryCacheBytes, "bytes of compiled stories kept in memory")
+	o.maxInFlight = fs.Int("webhook-max-in-flight", webhook.DefaultMaxInFlight, "most webhook calls in flight per connection that sets no max_in_flight (0: no bound)")
+	o.breakerFailures = fs.Int("webhook-breaker-failures", webhook.DefaultBreakerFailures, "failed webhook calls in a row that open a connection's circuit for 30s (0: no circuit breaker)")
+	o.logFormat = fs.String("log-format", "text", "log format: text or json")
+	o.corsOrigins = fs.String("cors-origins", "", "browser origins allowed on the widget route, comma-separated (https://shop.example.com, or *)")
+	o.sessionIdle = fs.Duration("session-idle", api.DefaultSessionIdle, "how long a widget or platform session keeps its chat without a message")
+	o.rateSession = fs.Int("rate-session", api.DefaultSessionRate, "widget requests allowed per session and --rate-window (-1: no limit)")
+	o.rateIP = fs.Int("rate-ip", api.DefaultIPRate, "widget requests allowed per client IP and --rate-window (-1: no limit)")
+	o.rateWindow = fs.Duration("rate-window", api.DefaultRateWindow, "the window of the widget rate limits")
+	o.trustedProxies = fs.String("trusted-proxies", "", "reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client")
+	return o
+}
+
+// check checks the flags that have rules beyond their type, and returns
+// the story environment allowlist and the sync interval they give.
+func (o *serveFlags) check() (env []string, syncEvery time.Duration, err error) {
+	if env, err = stories.ParseEnv(*o.storyEnv); err != nil {
+		return nil, 0, fmt.Errorf("--story-env: %w", err)
+	}
+	if *o.maxInFlight < 0 || *o.breakerFailures < 0 {
+		return nil, 0, errors.New("--webhook-max-in-flight and --webhook-breaker-failures must be 0 or more")
+	}
+	if syncEvery, err = parseSync(*o.syncMode); err != nil {
+		return nil, 0, fmt.Errorf("--sync: %w", err)
+	}
+	if *o.storeTimeout <= 0 {
+		return nil, 0, errors.New("--store-timeout must be above 0")
+	}
+	return env, syncEvery, nil
+}
+
+// runServe runs storyflow serve: the store, the webhook client, the event
+// worker and the API server, until a signal.
 func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	pprofAddr, args, err := pprofFlag(args)
 	if err != nil {
@@ -44,36 +133,7 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		return exitUsage
 	}
 	fs := newFlags("serve", stderr)
-	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
-	storiesDir := fs.String("stories", "", "load the story files (*.yaml, *.yml; not the story tests *.test.yaml) of this directory at start and reload changed ones")
-	dataDir := fs.String("data", "data", "data directory of the embedded store")
-	syncMode := fs.String("sync", "10ms", "embedded store durability: always (every turn on disk before its answer) or an interval (a turn answered once in the OS, on disk within the interval)")
-	cacheBytes := byteSize(embedded.DefaultCacheBytes)
-	fs.Var(&cacheBytes, "cache-bytes", "memory bound of the embedded store's chat cache, in bytes (suffixes KiB, MiB, GiB)")
-	minFreeDisk := byteSize(embedded.DefaultMinFreeDisk)
-	fs.Var(&minFreeDisk, "min-free-disk", "embedded store: below this much free space on the data directory's filesystem, writes are refused (503 storage_full) until space is freed (suffixes KiB, MiB, GiB)")
-	storeTimeout := fs.Duration("store-timeout", api.DefaultStoreTimeout, "how long a request waits for the store (each operation; MongoDB: also server selection) before it answers 503 store_unavailable")
-	mongoURI := fs.String("mongo", "", "MongoDB URI, instead of the embedded store (env STORYFLOW_MONGO_URI)")
-	token := fs.String("token", "", "API bearer token (env STORYFLOW_API_TOKEN; default: a random one, printed at start)")
-	allowPrivate := fs.Bool("allow-private-webhooks", false, "let webhooks reach loopback and private addresses (development)")
-	maxSteps := fs.Int("max-steps", 100, "most nodes a turn may run")
-	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in flight")
-	poll := fs.Duration("poll", api.DefaultPoll, "how often --stories is checked for changed files")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	storyEnv := fs.String("story-env", strings.Join(stories.DefaultEnv, ","), "the ${VAR} names stories may use: names and PREFIX_* patterns, comma separated")
-	exprTime := fs.Duration("expr-time", engine.DefaultExprTime, "time budget of one turn's expressions")
-	exprMemory := fs.Int64("expr-memory", engine.DefaultExprMemory, "memory budget of one expression evaluation, in bytes")
-	maxAttrs := fs.Int("max-attributes", api.DefaultMaxAttributes, "largest size of a chat's attributes, and of its userAttributes, in bytes of JSON")
-	storyCache := fs.Int64("story-cache", api.DefaultStoryCacheBytes, "bytes of compiled stories kept in memory")
-	maxInFlight := fs.Int("webhook-max-in-flight", webhook.DefaultMaxInFlight, "most webhook calls in flight per connection that sets no max_in_flight (0: no bound)")
-	breakerFailures := fs.Int("webhook-breaker-failures", webhook.DefaultBreakerFailures, "failed webhook calls in a row that open a connection's circuit for 30s (0: no circuit breaker)")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	corsOrigins := fs.String("cors-origins", "", "browser origins allowed on the widget route, comma-separated (https://shop.example.com, or *)")
-	sessionIdle := fs.Duration("session-idle", api.DefaultSessionIdle, "how long a widget or platform session keeps its chat without a message")
-	rateSession := fs.Int("rate-session", api.DefaultSessionRate, "widget requests allowed per session and --rate-window (-1: no limit)")
-	rateIP := fs.Int("rate-ip", api.DefaultIPRate, "widget requests allowed per client IP and --rate-window (-1: no limit)")
-	rateWindow := fs.Duration("rate-window", api.DefaultRateWindow, "the window of the widget rate limits")
-	trustedProxies := fs.String("trusted-proxies", "", "reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client")
+	o := defineServeFlags(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagExit(err)
@@ -83,43 +143,30 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	env, err := stories.ParseEnv(*storyEnv)
+	env, syncEvery, err := o.check()
 	if err != nil {
-		fmt.Fprintf(stderr, "storyflow serve: --story-env: %v\n", err)
+		fmt.Fprintf(stderr, "storyflow serve: %v\n", err)
 		return exitUsage
 	}
-	if *maxInFlight < 0 || *breakerFailures < 0 {
-		fmt.Fprintln(stderr, "storyflow serve: --webhook-max-in-flight and --webhook-breaker-failures must be 0 or more")
-		return exitUsage
-	}
-	log, err := setUpProcess(stderr, *logLevel, *logFormat, int64(cacheBytes))
+	log, err := setUpProcess(stderr, *o.logLevel, *o.logFormat, int64(o.cacheBytes))
 	if err != nil {
 		fmt.Fprintf(stderr, "storyflow serve: %v\n", err)
 		return exitUsage
 	}
 
-	if *mongoURI == "" {
-		*mongoURI = os.Getenv("STORYFLOW_MONGO_URI")
+	if *o.mongoURI == "" {
+		*o.mongoURI = os.Getenv("STORYFLOW_MONGO_URI")
 	}
-	if *token == "" {
-		*token = os.Getenv("STORYFLOW_API_TOKEN")
+	if *o.token == "" {
+		*o.token = os.Getenv("STORYFLOW_API_TOKEN")
 	}
 	generated := false
-	if *token == "" {
-		*token, generated = api.NewToken(), true
+	if *o.token == "" {
+		*o.token, generated = api.NewToken(), true
 	}
 
-	syncEvery, err := parseSync(*syncMode)
-	if err != nil {
-		fmt.Fprintf(stderr, "storyflow serve: --sync: %v\n", err)
-		return exitUsage
-	}
-	if *storeTimeout <= 0 {
-		fmt.Fprintln(stderr, "storyflow serve: --store-timeout must be above 0")
-		return exitUsage
-	}
-	st, err := openStore(*mongoURI, *dataDir, embedded.Options{SyncEvery: syncEvery, CacheBytes: int64(cacheBytes),
-		MinFreeDisk: int64(minFreeDisk), Logger: log}, *storeTimeout, log)
+	st, err := openStore(*o.mongoURI, *o.dataDir, embedded.Options{SyncEvery: syncEvery, CacheBytes: int64(o.cacheBytes),
+		MinFreeDisk: int64(o.minFreeDisk), Logger: log}, *o.storeTimeout, log)
 	if err != nil {
 		log.Error("open store", "err", err)
 		return exitFail
@@ -129,24 +176,24 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 			log.Error("close store", "err", err)
 		}
 	}()
-	hooks := webhook.NewClient(webhook.Options{AllowPrivate: *allowPrivate, Logger: log,
-		MaxInFlight: orNone(*maxInFlight), BreakerFailures: orNone(*breakerFailures)})
+	hooks := webhook.NewClient(webhook.Options{AllowPrivate: *o.allowPrivate, Logger: log,
+		MaxInFlight: orNone(*o.maxInFlight), BreakerFailures: orNone(*o.breakerFailures)})
 	defer hooks.Close()
 	worker, stopWorker := startEvents(st, hooks, log)
 	defer stopWorker()
 	srv, err := api.New(api.Config{
-		Store: st, StoreTimeout: *storeTimeout, Token: *token, AllowPrivateWebhooks: *allowPrivate, MaxSteps: *maxSteps, Logger: log,
-		StoryEnv: env, ExprBudget: engine.Budget{Memory: *exprMemory, Time: *exprTime},
-		MaxAttributes: *maxAttrs, StoryCacheBytes: *storyCache, Webhooks: hooks, Events: worker,
-		CORSOrigins: splitList(*corsOrigins), SessionIdle: *sessionIdle, TrustedProxies: splitList(*trustedProxies),
-		Rates:    api.RateLimits{Session: *rateSession, IP: *rateIP, Window: *rateWindow},
+		Store: st, StoreTimeout: *o.storeTimeout, Token: *o.token, AllowPrivateWebhooks: *o.allowPrivate, MaxSteps: *o.maxSteps, Logger: log,
+		StoryEnv: env, ExprBudget: engine.Budget{Memory: *o.exprMemory, Time: *o.exprTime},
+		MaxAttributes: *o.maxAttrs, StoryCacheBytes: *o.storyCache, Webhooks: hooks, Events: worker,
+		CORSOrigins: splitList(*o.corsOrigins), SessionIdle: *o.sessionIdle, TrustedProxies: splitList(*o.trustedProxies),
+		Rates:    api.RateLimits{Session: *o.rateSession, IP: *o.rateIP, Window: *o.rateWindow},
 		Register: registerExtra,
 	})
 	if err != nil {
 		log.Error("start server", "err", err)
 		return exitFail
 	}
-	ln, err := listenWithStories(srv, *addr, *storiesDir, *poll, log)
+	ln, err := listenWithStories(srv, *o.addr, *o.storiesDir, *o.poll, log)
 	if err != nil {
 		log.Error("start", "err", err)
 		return exitFail
@@ -162,14 +209,14 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		defer pln.Close()
 	}
 	announce := func() {
-		log.Info("listening", "addr", ln.Addr().String(), "allowPrivateWebhooks", *allowPrivate)
+		log.Info("listening", "addr", ln.Addr().String(), "allowPrivateWebhooks", *o.allowPrivate)
 		fmt.Fprintf(stderr, "storyflow: serving on http://%s\n", ln.Addr())
 		if generated {
 			log.Warn("no API token set (STORYFLOW_API_TOKEN or --token); generated one for this run and printed it once on stderr")
-			fmt.Fprintf(stderr, "storyflow: API token: %s\n", *token)
+			fmt.Fprintf(stderr, "storyflow: API token: %s\n", *o.token)
 		}
 	}
-	return serveUntilSignal(srv, ln, *shutdownTimeout, log, announce)
+	return serveUntilSignal(srv, ln, *o.shutdownTimeout, log, announce)
 }
 
 // listenWithStories listens on addr, then loads the stories of dir (none
