@@ -137,20 +137,9 @@ type Server struct {
 
 // New returns a server; call Listen or Serve to serve it.
 func New(cfg Config) (*Server, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("api: no store")
-	}
-	if cfg.Token == "" {
-		return nil, errors.New("api: no token")
-	}
-	origins, err := checkOrigins(cfg.CORSOrigins)
+	origins, err := checkConfig(&cfg)
 	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
-	}
-	for _, p := range cfg.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err != nil && net.ParseIP(p) == nil {
-			return nil, fmt.Errorf("api: trusted proxy %q is not an IP address or CIDR", p)
-		}
+		return nil, err
 	}
 	s := &Server{
 		st: cfg.Store, chats: newQueue(), log: cfg.Logger, token: cfg.Token,
@@ -222,7 +211,35 @@ func New(cfg Config) (*Server, error) {
 	s.runner = &engine.Runner{MaxSteps: cfg.MaxSteps, Logger: s.log, Budget: cfg.ExprBudget, MaxAttributes: s.maxAttrs,
 		Observer: s.metrics}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.app = s.newApp(cfg.TrustedProxies)
+	s.routes()
+	return s, nil
+}
 
+// checkConfig checks what New cannot default, and returns the allowed
+// browser origins.
+func checkConfig(cfg *Config) (map[string]bool, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("api: no store")
+	}
+	if cfg.Token == "" {
+		return nil, errors.New("api: no token")
+	}
+	o, err := checkOrigins(cfg.CORSOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	for _, p := range cfg.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil && net.ParseIP(p) == nil {
+			return nil, fmt.Errorf("api: trusted proxy %q is not an IP address or CIDR", p)
+		}
+	}
+	return o, nil
+}
+
+// newApp returns the fiber app, its client IP taken from X-Forwarded-For
+// behind the trusted proxies.
+func (s *Server) newApp(trustedProxies []string) *fiber.App {
 	fc := fiber.Config{
 		AppName:               "storyflow",
 		BodyLimit:             s.bodyLimit,
@@ -235,15 +252,13 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:  90 * time.Second,
 		WriteTimeout: 30 * time.Second,
 	}
-	if len(cfg.TrustedProxies) > 0 {
+	if len(trustedProxies) > 0 {
 		fc.EnableTrustedProxyCheck = true
-		fc.TrustedProxies = cfg.TrustedProxies
+		fc.TrustedProxies = trustedProxies
 		fc.ProxyHeader = fiber.HeaderXForwardedFor
 		fc.EnableIPValidation = true
 	}
-	s.app = fiber.New(fc)
-	s.routes()
-	return s, nil
+	return fiber.New(fc)
 }
 
 // App returns the fiber app (for app.Test).
