@@ -15,23 +15,7 @@ func (l *loader) warnGraph(s *engine.Story) {
 		return // a missing or unknown start is an error already
 	}
 	g := newGraph(s)
-	seen := make([]bool, len(g.nodes))
-	var stack []int
-	push := func(id string) {
-		if i, ok := g.index[id]; ok && !seen[i] {
-			seen[i] = true
-			stack = append(stack, i)
-		}
-	}
-	push(s.Start)
-	push(s.OnError)
-	for len(stack) > 0 {
-		n := g.nodes[stack[len(stack)-1]]
-		stack = stack[:len(stack)-1]
-		for _, e := range n.Edges {
-			push(e.To)
-		}
-	}
+	seen := g.walk(s, func(*engine.NodeInfo) bool { return true })
 	for i, n := range g.nodes {
 		if !seen[i] {
 			l.warn(n, "not reachable from start")
@@ -53,6 +37,23 @@ type inputNeeder interface {
 // warnBeforeInput warns at each inputNeeder that can run before any user
 // input: reachable from start (or onError) through nodes that do not wait.
 func (g *graph) warnBeforeInput(s *engine.Story, l *loader) {
+	g.walk(s, func(n *engine.NodeInfo) bool {
+		if n.Waits {
+			return false
+		}
+		if ni, ok := n.Node.(inputNeeder); ok {
+			if msg := ni.NeedsInput(); msg != "" {
+				l.warn(n, msg)
+			}
+		}
+		return true
+	})
+}
+
+// walk visits the nodes reachable from start and onError, each once, and
+// follows a node's edges when visit returns true; it returns which nodes
+// it visited.
+func (g *graph) walk(s *engine.Story, visit func(*engine.NodeInfo) bool) []bool {
 	seen := make([]bool, len(g.nodes))
 	var stack []int
 	push := func(id string) {
@@ -66,18 +67,14 @@ func (g *graph) warnBeforeInput(s *engine.Story, l *loader) {
 	for len(stack) > 0 {
 		n := g.nodes[stack[len(stack)-1]]
 		stack = stack[:len(stack)-1]
-		if n.Waits {
+		if !visit(n) {
 			continue
-		}
-		if ni, ok := n.Node.(inputNeeder); ok {
-			if msg := ni.NeedsInput(); msg != "" {
-				l.warn(n, msg)
-			}
 		}
 		for _, e := range n.Edges {
 			push(e.To)
 		}
 	}
+	return seen
 }
 
 func (l *loader) warn(n *engine.NodeInfo, msg string) {
