@@ -259,6 +259,13 @@ func TestServeDiskFull(t *testing.T) {
 
 	srv.kill()
 	srv = startServe(t, args...)
+	// As a load balancer would: wait until ready. (The last run's
+	// write-ahead logs, preallocated, hold space until the restarted
+	// store has replayed and deleted them.)
+	if !waitFor(10*time.Second, func() bool { code, _ := readyz(t, srv.url); return code == 200 }) {
+		code, checks := readyz(t, srv.url)
+		t.Errorf("not ready after the restart: %d %v", code, checks)
+	}
 	l.checkTranscripts(t, srv.url)
 	if code, m, err := call(srv.url, "POST", "/v1/chats/"+l.chats[0]+"/messages", map[string]any{"text": "after restart"}); code != 200 {
 		out, _ := exec.Command("sh", "-c", "df -k "+mnt+"; ls -la "+data).CombinedOutput()

@@ -66,16 +66,26 @@ type diskGuard struct {
 	done chan struct{}
 }
 
-// newDiskGuard checks dir's filesystem now and every diskCheckEvery.
+// newDiskGuard returns the guard of dir's filesystem; start starts it.
 func newDiskGuard(dir string, min int64, log *slog.Logger) (*diskGuard, error) {
 	g := &diskGuard{dir: dir, min: min, ballast: min / 2, log: log, statfs: freeBytes,
 		quit: make(chan struct{}), done: make(chan struct{})}
 	if _, err := freeBytes(dir); err != nil {
 		return nil, fmt.Errorf("disk watermark: %w", err)
 	}
+	return g, nil
+}
+
+// start checks now and every diskCheckEvery. It runs once the database is
+// open: opening replays and then deletes the write-ahead logs of the last
+// run, which pebble preallocates, so the space before it understates what
+// is free.
+func (g *diskGuard) start() {
+	if g == nil {
+		return
+	}
 	g.check()
 	go g.loop()
-	return g, nil
 }
 
 func (g *diskGuard) loop() {

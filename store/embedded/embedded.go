@@ -119,6 +119,14 @@ func Open(dir string, o Options) (*Store, error) {
 			return nil, err
 		default:
 			opts.FS = vfs.OnDiskFull(opts.FS, disk.onDiskFull)
+			// pebble preallocates each write-ahead log (about a memtable):
+			// the space comes back when it deletes one, often just after
+			// opening (the last run's logs), so check again then.
+			recheck := func() { disk.check() }
+			opts.EventListener = &pebble.EventListener{
+				WALDeleted:   func(pebble.WALDeleteInfo) { recheck() },
+				TableDeleted: func(pebble.TableDeleteInfo) { recheck() },
+			}
 		}
 	}
 	db, err := pebble.Open(dir, opts)
@@ -126,9 +134,9 @@ func Open(dir string, o Options) (*Store, error) {
 		if syncer != nil {
 			syncer.close()
 		}
-		disk.close()
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
+	disk.start()
 	return &Store{db: db, cache: newChatCache(o.CacheBytes), syncer: syncer, disk: disk, seed: maphash.MakeSeed()}, nil
 }
 
