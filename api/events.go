@@ -134,7 +134,7 @@ func (s *Server) createChatRecord(ctx context.Context, c *engine.Chat, evs []sto
 	if s.outbox == nil {
 		return s.st.CreateChat(ctx, c)
 	}
-	if err := s.outbox.CreateChatEvents(ctx, c, evs); err != nil {
+	if err := s.outbox.CreateChatEvents(ctx, c, s.subscribers.wanted(ctx, s.outbox, evs)); err != nil {
 		return err
 	}
 	s.notify()
@@ -146,7 +146,7 @@ func (s *Server) updateChatRecord(ctx context.Context, c *engine.Chat, reply *st
 	if s.outbox == nil {
 		return s.st.UpdateChat(ctx, c, reply)
 	}
-	if err := s.outbox.UpdateChatEvents(ctx, c, reply, evs); err != nil {
+	if err := s.outbox.UpdateChatEvents(ctx, c, reply, s.subscribers.wanted(ctx, s.outbox, evs)); err != nil {
 		return err
 	}
 	s.notify()
@@ -254,6 +254,7 @@ func (s *Server) createSubscription(c *fiber.Ctx) error {
 	if err := ob.CreateSubscription(ctx, &sub); err != nil {
 		return fmt.Errorf("create event webhook: %w", err)
 	}
+	s.subscribers.forget()
 	return c.Status(http.StatusCreated).JSON(subscriptionItemOf(&sub))
 }
 
@@ -320,6 +321,7 @@ func (s *Server) deleteSubscription(c *fiber.Ctx) error {
 		}
 		return fmt.Errorf("delete event webhook: %w", err)
 	}
+	s.subscribers.forget()
 	return c.JSON(fiber.Map{"id": id, "deleted": true})
 }
 

@@ -118,6 +118,7 @@ type Server struct {
 	idle      time.Duration
 	// outbox is the store's outbox (nil: the store keeps no events).
 	outbox       store.Outbox
+	subscribers  subscribers
 	events       *events.Worker
 	allowPrivate bool
 	storeTimeout time.Duration
