@@ -14,6 +14,7 @@ import (
 
 	"github.com/storyflow/storyflow/api"
 	"github.com/storyflow/storyflow/events"
+	"github.com/storyflow/storyflow/store"
 	"github.com/storyflow/storyflow/store/embedded"
 	"github.com/storyflow/storyflow/webhook"
 )
@@ -382,5 +383,43 @@ func TestEventWebhookTestAndReplay(t *testing.T) {
 	})
 	if n := hook.names(); len(n) < 2 || n[0] != "conversation.completed" || n[1] != "conversation.completed" {
 		t.Errorf("received %v", n)
+	}
+}
+
+// TestTurnStoresWantedEvents: a turn stores in the outbox only the events
+// some event webhook wants; one made through the API counts at once.
+func TestTurnStoresWantedEvents(t *testing.T) {
+	e := newEnv(t)
+	e.putStory("counter", counterStory)
+	ob := e.st.(store.Outbox)
+	claim := func() []store.Event {
+		t.Helper()
+		evs, err := ob.ClaimEvents(context.Background(), "test", time.Now().Add(time.Minute), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	turn := func() {
+		t.Helper()
+		r := e.do("POST", "/v1/chats", map[string]any{"storyId": "counter"})
+		want(t, r, 201, "")
+		want(t, e.do("POST", "/v1/chats/"+r.json(t)["chatId"].(string)+"/messages", map[string]any{"text": "1"}), 200, "")
+	}
+	turn()
+	if evs := claim(); len(evs) != 0 {
+		t.Fatalf("%d events stored without an event webhook: %v", len(evs), evs)
+	}
+	r := e.do("POST", "/v1/event-webhooks", map[string]any{"url": "https://example.com/", "events": []string{"x.never"}})
+	want(t, r, 201, "")
+	turn()
+	if evs := claim(); len(evs) != 0 {
+		t.Fatalf("%d events stored that no event webhook wants: %v", len(evs), evs)
+	}
+	want(t, e.do("POST", "/v1/event-webhooks", map[string]any{"url": "https://example.com/", "events": []string{"conversation.created"}}), 201, "")
+	turn()
+	evs := claim()
+	if len(evs) != 1 || evs[0].Name != "conversation.created" {
+		t.Fatalf("events stored with a conversation.created webhook: %v", evs)
 	}
 }
