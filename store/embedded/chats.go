@@ -188,9 +188,15 @@ func (s *Store) createChatWith(c *engine.Chat, extra func(*pebble.Batch) error) 
 	if cur.rec != nil {
 		return store.ErrExists
 	}
+	return s.writeChatBatch(c, cur, cached, rec, meta, nil, extra)
+}
+
+// writeChatBatch writes a chat (and its reply, and what extra adds) in one
+// batch, commits it and caches the record.
+func (s *Store) writeChatBatch(c *engine.Chat, cur, cached *cachedRecord, rec, meta, reply []byte, extra func(*pebble.Batch) error) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := s.writeChat(b, c, cur, rec, meta, nil); err != nil {
+	if err := s.writeChat(b, c, cur, rec, meta, reply); err != nil {
 		return err
 	}
 	if extra != nil {
@@ -249,21 +255,7 @@ func (s *Store) updateChatWith(ctx context.Context, c *engine.Chat, reply *store
 	if cur.rev != c.Rev {
 		return store.ErrConflict
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := s.writeChat(b, c, cur, rec, meta, replyData); err != nil {
-		return err
-	}
-	if extra != nil {
-		if err := extra(b); err != nil {
-			return err
-		}
-	}
-	if err := s.commit(b, pebble.Sync); err != nil {
-		return err
-	}
-	s.cache.putRecord(c.ID, cached)
-	return nil
+	return s.writeChatBatch(c, cur, cached, rec, meta, replyData, extra)
 }
 
 // GetChat implements store.Store.
