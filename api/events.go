@@ -134,10 +134,13 @@ func (s *Server) createChatRecord(ctx context.Context, c *engine.Chat, evs []sto
 	if s.outbox == nil {
 		return s.st.CreateChat(ctx, c)
 	}
-	if err := s.outbox.CreateChatEvents(ctx, c, s.subscribers.wanted(ctx, s.outbox, evs)); err != nil {
+	evs = s.subscribers.wanted(ctx, s.outbox, evs)
+	if err := s.outbox.CreateChatEvents(ctx, c, evs); err != nil {
 		return err
 	}
-	s.notify()
+	if len(evs) > 0 {
+		s.notify()
+	}
 	return nil
 }
 
@@ -146,10 +149,13 @@ func (s *Server) updateChatRecord(ctx context.Context, c *engine.Chat, reply *st
 	if s.outbox == nil {
 		return s.st.UpdateChat(ctx, c, reply)
 	}
-	if err := s.outbox.UpdateChatEvents(ctx, c, reply, s.subscribers.wanted(ctx, s.outbox, evs)); err != nil {
+	evs = s.subscribers.wanted(ctx, s.outbox, evs)
+	if err := s.outbox.UpdateChatEvents(ctx, c, reply, evs); err != nil {
 		return err
 	}
-	s.notify()
+	if len(evs) > 0 {
+		s.notify()
+	}
 	return nil
 }
 
