@@ -62,7 +62,13 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func newEnv(t testing.TB, mods ...func(*api.Config)) *env {
 	t.Helper()
-	st, err := embedded.Open(t.TempDir(), embedded.Options{})
+	return newEnvStore(t, embedded.Options{}, mods...)
+}
+
+// newEnvStore is newEnv with the embedded store opened with o.
+func newEnvStore(t testing.TB, o embedded.Options, mods ...func(*api.Config)) *env {
+	t.Helper()
+	st, err := embedded.Open(t.TempDir(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"maps"
 	"time"
 )
@@ -43,6 +44,29 @@ type Chat struct {
 	UpdatedAt time.Time `json:"updatedAt"`
 	// Rev is the storage revision, for optimistic concurrency.
 	Rev int64 `json:"rev"`
+	// Earlier, when set, reads the recent entries before Transcript's
+	// first (a store's read for a turn leaves them unread, since most turns
+	// need none): Transcript then holds only entries added since. Recent
+	// calls it once.
+	Earlier func() ([]Entry, error) `json:"-"`
+}
+
+// Recent returns the chat's recent entries (Transcript), reading the
+// earlier ones first when the store left them unread (Earlier).
+func (c *Chat) Recent() ([]Entry, error) {
+	if c.Earlier == nil {
+		return c.Transcript, nil
+	}
+	old, err := c.Earlier()
+	if err != nil {
+		return nil, fmt.Errorf("read transcript: %w", err)
+	}
+	c.Earlier = nil
+	if len(c.Transcript) > 0 {
+		old = append(old[:len(old):len(old)], c.Transcript...)
+	}
+	c.Transcript = old
+	return c.Transcript, nil
 }
 
 // Entry is one line of a chat's transcript.
@@ -143,15 +167,19 @@ func NewChat(s *Story, id, userID, externalID string, userAttrs, attrs map[strin
 
 // Offered tells whether a goto button (or quick reply) of the chat's last
 // bot turn, the bot entries since the last user entry, leads to node.
-func (c *Chat) Offered(node string) bool {
-	for i := len(c.Transcript) - 1; i >= 0; i-- {
-		e := &c.Transcript[i]
+func (c *Chat) Offered(node string) (bool, error) {
+	tr, err := c.Recent()
+	if err != nil {
+		return false, err
+	}
+	for i := len(tr) - 1; i >= 0; i-- {
+		e := &tr[i]
 		if e.From == "user" {
-			return false
+			return false, nil
 		}
 		if e.Response != nil && e.Response.offers(node) {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }

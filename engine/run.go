@@ -209,8 +209,14 @@ func (r *Runner) send(ctx context.Context, s *Story, c *Chat, in Input) (*Turn, 
 		if _, ok := s.Nodes[in.Goto]; !ok {
 			return nil, fmt.Errorf("goto %q: %w", in.Goto, ErrNoNode)
 		}
-		if !r.AnyGoto && !c.Offered(in.Goto) {
-			return nil, fmt.Errorf("goto %q: %w", in.Goto, ErrGotoNotOffered)
+		if !r.AnyGoto {
+			ok, err := c.Offered(in.Goto)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, fmt.Errorf("goto %q: %w", in.Goto, ErrGotoNotOffered)
+			}
 		}
 	}
 	t := newTurn(s, c, in)

@@ -394,7 +394,11 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 	}
 	switch n.Format {
 	case webhook.FormatMessages, webhook.FormatOpenAI, webhook.FormatAnthropic:
-		req.Messages = webhook.Window(c.Transcript, t.Output, n.History)
+		tr, err := c.Recent()
+		if err != nil {
+			return engine.Result{}, err
+		}
+		req.Messages = webhook.Window(tr, t.Output, n.History)
 		if n.Image != nil {
 			img, err := t.Render(n.Image)
 			if err != nil {
@@ -412,8 +416,15 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 			}
 		}
 	case webhook.FormatWidget:
-		for i := len(c.Transcript) - 1; i >= 0 && req.Input == ""; i-- {
-			if e := c.Transcript[i]; e.From == "user" && e.Input != nil {
+		tr := c.Transcript
+		if req.Input == "" {
+			var err error
+			if tr, err = c.Recent(); err != nil {
+				return engine.Result{}, err
+			}
+		}
+		for i := len(tr) - 1; i >= 0 && req.Input == ""; i-- {
+			if e := tr[i]; e.From == "user" && e.Input != nil {
 				req.Input = e.Input.Value() // the last input, when the turn started without one
 			}
 		}

@@ -86,8 +86,9 @@ func replyKey(id string, rev int64) []byte {
 	return binary.BigEndian.AppendUint16(replyPrefix(id), uint16(rev%store.MaxReplies))
 }
 
-// current returns chat id's record and meta (nil record: no chat); the
-// caller holds id's chat lock.
+// current returns chat id's record (nil record: no chat), from the cache
+// or else read and cached; the caller holds id's chat lock. A record read
+// here has no meta: the next write writes it.
 func (s *Store) current(id string) (*cachedRecord, error) {
 	if r, ok := s.cache.record(id); ok {
 		return r, nil
@@ -103,11 +104,9 @@ func (s *Store) current(id string) (*cachedRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	meta, err := get(s.db, key('m', id))
-	if err != nil {
-		return nil, err
-	}
-	return &cachedRecord{rev: rev, seq: seq, rec: rec, meta: meta}, nil
+	r := &cachedRecord{rev: rev, seq: seq, rec: rec}
+	s.cache.putRecord(id, r)
+	return r, nil
 }
 
 // record returns chat id's current record (nil: no chat) without taking
@@ -260,14 +259,25 @@ func (s *Store) updateChatWith(ctx context.Context, c *engine.Chat, reply *store
 
 // GetChat implements store.Store.
 func (s *Store) GetChat(ctx context.Context, id string) (*engine.Chat, error) {
-	c, err := s.getChat(id)
+	c, err := s.getChat(id, false)
 	if err != nil {
 		return nil, fmt.Errorf("get chat %q: %w", id, err)
 	}
 	return c, nil
 }
 
-func (s *Store) getChat(id string) (*engine.Chat, error) {
+// GetChatForTurn is GetChat for a turn (the API's turnReader): when the
+// chat's window of recent entries is not cached, it is read only if the
+// turn needs it (engine.Chat.Earlier), which most turns do not.
+func (s *Store) GetChatForTurn(ctx context.Context, id string) (*engine.Chat, error) {
+	c, err := s.getChat(id, true)
+	if err != nil {
+		return nil, fmt.Errorf("get chat %q: %w", id, err)
+	}
+	return c, nil
+}
+
+func (s *Store) getChat(id string, lazy bool) (*engine.Chat, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
@@ -276,14 +286,17 @@ func (s *Store) getChat(id string) (*engine.Chat, error) {
 	if r, ok := s.cache.record(id); ok && r.chat != nil {
 		c = cloneChat(r.chat)
 	} else {
-		v, err := s.record(id)
+		mu := s.chatLock(id)
+		mu.Lock()
+		r, err := s.current(id)
+		mu.Unlock()
 		if err != nil {
 			return nil, err
 		}
-		if v == nil {
+		if r.rec == nil {
 			return nil, store.ErrNotFound
 		}
-		if c, err = decodeChat(v); err != nil {
+		if c, err = decodeChat(r.rec); err != nil {
 			return nil, err
 		}
 	}
@@ -294,13 +307,34 @@ func (s *Store) getChat(id string) (*engine.Chat, error) {
 		c.Transcript = w
 		return c, nil
 	}
+	if lazy {
+		rev, seq := c.Rev, c.Seq
+		c.Earlier = func() ([]engine.Entry, error) { return s.window(id, rev, seq) }
+		return c, nil
+	}
 	var err error
-	c.Transcript, err = s.readEntries(id, c.Seq-int64(engine.MaxTranscript), c.Seq, 0)
+	c.Transcript, err = s.readWindow(id, c.Rev, c.Seq)
+	return c, err
+}
+
+// window reads chat id's window at rev and seq (for Chat.Earlier).
+func (s *Store) window(id string, rev, seq int64) ([]engine.Entry, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	return s.readWindow(id, rev, seq)
+}
+
+// readWindow reads chat id's window of recent entries at rev and seq, and
+// caches it.
+func (s *Store) readWindow(id string, rev, seq int64) ([]engine.Entry, error) {
+	tr, err := s.readEntries(id, seq-int64(engine.MaxTranscript), seq, 0)
 	if err != nil {
 		return nil, err
 	}
-	s.cache.putWindow(id, c.Rev, c.Seq, c.Transcript)
-	return c, nil
+	s.cache.putWindow(id, rev, seq, tr)
+	return slices.Clip(tr), nil
 }
 
 // readEntries returns the entries of chat id with seq in (after, upto],

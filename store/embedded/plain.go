@@ -42,7 +42,7 @@ func plainChat(c *engine.Chat, rev int64) (*engine.Chat, bool) {
 	if cc.UserAttributes, ok = plainMap(cc.UserAttributes); !ok {
 		return nil, false
 	}
-	cc.Rev, cc.Transcript = rev, nil
+	cc.Rev, cc.Transcript, cc.Earlier = rev, nil, nil // Earlier is not stored
 	return &cc, true
 }
 

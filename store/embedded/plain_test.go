@@ -12,8 +12,8 @@ import (
 // TestPlainChat checks that the cached chat equals what decoding its
 // record gives, and that chats it cannot vouch for are not cached.
 func TestPlainChat(t *testing.T) {
-	if n := reflect.TypeFor[engine.Chat]().NumField(); n != 17 {
-		t.Fatalf("engine.Chat has %d fields, not 17: check plainChat covers the new ones (Task: not plain)", n)
+	if n := reflect.TypeFor[engine.Chat]().NumField(); n != 18 {
+		t.Fatalf("engine.Chat has %d fields, not 18: check plainChat covers the new ones (Task: not plain, Earlier: not stored)", n)
 	}
 	now := time.Now().UTC() // with a monotonic reading
 	base := func(attrs map[string]any) *engine.Chat {

@@ -16,23 +16,24 @@ import (
 // task go through their own codecs).
 
 type chatDoc struct {
-	ID             string         `bson:"_id"`
-	StoryID        string         `bson:"storyId"`
-	StoryVersion   int            `bson:"storyVersion"`
-	Node           string         `bson:"node"`
-	Status         engine.Status  `bson:"status"`
-	UserID         string         `bson:"userId"`
-	ExternalID     string         `bson:"externalId,omitempty"`
-	Attributes     map[string]any `bson:"attributes"`
-	UserAttributes map[string]any `bson:"userAttributes"`
-	Transcript     []engine.Entry `bson:"transcript"`
-	Seq            int64          `bson:"seq"`
-	Error          string         `bson:"error,omitempty"`
-	Task           *engine.Task   `bson:"task,omitempty"`
-	Waiting        bool           `bson:"waiting"`
-	CreatedAt      time.Time      `bson:"createdAt"`
-	UpdatedAt      time.Time      `bson:"updatedAt"`
-	Rev            int64          `bson:"rev"`
+	ID             string                         `bson:"_id"`
+	StoryID        string                         `bson:"storyId"`
+	StoryVersion   int                            `bson:"storyVersion"`
+	Node           string                         `bson:"node"`
+	Status         engine.Status                  `bson:"status"`
+	UserID         string                         `bson:"userId"`
+	ExternalID     string                         `bson:"externalId,omitempty"`
+	Attributes     map[string]any                 `bson:"attributes"`
+	UserAttributes map[string]any                 `bson:"userAttributes"`
+	Transcript     []engine.Entry                 `bson:"transcript"`
+	Seq            int64                          `bson:"seq"`
+	Error          string                         `bson:"error,omitempty"`
+	Task           *engine.Task                   `bson:"task,omitempty"`
+	Waiting        bool                           `bson:"waiting"`
+	CreatedAt      time.Time                      `bson:"createdAt"`
+	UpdatedAt      time.Time                      `bson:"updatedAt"`
+	Rev            int64                          `bson:"rev"`
+	Earlier        func() ([]engine.Entry, error) `bson:"-"`
 }
 
 type entryDoc struct {
