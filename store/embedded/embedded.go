@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/storyflow/storyflow/store"
@@ -79,16 +80,37 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// blockCacheBytes bounds pebble's block cache (blocks of tables read from
+// disk, their indexes and filters), beside the chat cache.
+const blockCacheBytes = 32 << 20
+
 // Open opens (creating it if needed) the store in dir. It fails if another
 // process has the directory open.
 func Open(dir string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	cache := pebble.NewCache(blockCacheBytes)
+	defer cache.Unref()
 	opts := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       32 << 20,
+		MemTableSize:       16 << 20,
 		Logger:             quietLogger{},
+		Cache:              cache,
+	}
+	// Bloom filters above the last level: reading a chat's record (a point
+	// read) then reads a data block only from the level that holds it. The
+	// last level holds most keys and a read looks there last, for a key
+	// that is mostly there: its filters would take most of the block cache
+	// and save little (RocksDB's optimize_filters_for_hits).
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	opts.Levels[len(opts.Levels)-1].FilterPolicy = pebble.NoFilterPolicy
+	// 16 KiB data blocks: the index of a few GB of chats then stays in the
+	// block cache, and a point read costs one data block read.
+	for i := range opts.Levels {
+		opts.Levels[i].BlockSize = 16 << 10
 	}
 	// Uncompressed blocks: records and entries are small JSON, and reads
 	// of recent chats should not pay for decompression.
