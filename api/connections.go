@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"regexp"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/maypok86/otter/v2"
 
 	"github.com/storyflow/storyflow/store"
 	"github.com/storyflow/storyflow/stories"
@@ -300,6 +302,7 @@ func (s *Server) createConnection(c *fiber.Ctx) error {
 	if err := s.st.CreateConnection(ctx, &cn); err != nil {
 		return fmt.Errorf("create connection: %w", err)
 	}
+	s.conns.lists.InvalidateAll()
 	s.log.Info("webhook connection created", "id", cn.ID, "story", cn.StoryID, "name", cn.Name)
 	s.connectionsChanged()
 	return c.Status(http.StatusCreated).JSON(statusAnswer{ID: cn.ID, Timestamp: apiTime(time.Now()), Status: apiStatus{201, "created"}})
@@ -428,6 +431,10 @@ func (s *Server) testConnection(c *fiber.Ctx) error {
 type connections struct {
 	st  store.Store
 	log *slog.Logger
+	// lists caches each story's connections for connectionsFresh, so that
+	// a webhook node naming an API connection does not read the store on
+	// every call; this process's changes drop it at once.
+	lists *otter.Cache[string, []store.Connection]
 
 	mu sync.Mutex
 	// errs holds, per API connection id, its error as last read from or
@@ -443,9 +450,13 @@ var (
 // Lookup implements webhook.Connections: story storyID's connection named
 // name, or with id name.
 func (cs *connections) Lookup(ctx context.Context, storyID, name string) (webhook.Connection, bool, error) {
-	list, err := cs.st.ListConnections(ctx, storyID)
-	if err != nil {
-		return webhook.Connection{}, false, err
+	list, ok := cs.lists.GetIfPresent(storyID)
+	if !ok {
+		var err error
+		if list, err = cs.st.ListConnections(ctx, storyID); err != nil {
+			return webhook.Connection{}, false, err
+		}
+		cs.lists.Set(storyID, list)
 	}
 	found := -1
 	for i := range list {
@@ -467,7 +478,10 @@ func (cs *connections) Lookup(ctx context.Context, storyID, name string) (webhoo
 	}
 	c := list[found]
 	cs.mu.Lock()
-	cs.errs[c.ID] = c.Error
+	if _, ok := cs.errs[c.ID]; !ok {
+		// Later, Record keeps it (the cached list may be older).
+		cs.errs[c.ID] = c.Error
+	}
 	cs.mu.Unlock()
 	return toWebhook(c), true, nil
 }
@@ -492,6 +506,38 @@ func (cs *connections) forget(id string) {
 	cs.mu.Lock()
 	delete(cs.errs, id)
 	cs.mu.Unlock()
+	cs.lists.InvalidateAll()
+}
+
+// connectionsFresh is how long a story's connection list is reused: a
+// connection changed through another process (a MongoDB deployment) is
+// used within this time.
+const connectionsFresh = time.Second
+
+// connectionListBytes bounds the memory of the cached connection lists.
+const connectionListBytes = 4 << 20
+
+func newConnections(st store.Store, log *slog.Logger) *connections {
+	return &connections{st: st, log: log, errs: map[string]string{},
+		lists: otter.Must(&otter.Options[string, []store.Connection]{
+			MaximumWeight:    connectionListBytes,
+			ExpiryCalculator: otter.ExpiryWriting[string, []store.Connection](connectionsFresh),
+			Weigher: func(storyID string, list []store.Connection) uint32 {
+				n := 64 + len(storyID)
+				for i := range list {
+					c := &list[i]
+					n += 256 + len(c.ID) + len(c.StoryID) + len(c.Name) + len(c.URL) + len(c.Token) + len(c.Error)
+					for k, v := range c.Headers {
+						n += 32 + len(k) + len(v)
+					}
+					if c.Auth != nil {
+						n += 32 + len(c.Auth.Username) + len(c.Auth.Password)
+					}
+				}
+				return uint32(min(n, math.MaxUint32))
+			},
+		}),
+	}
 }
 
 func (cs *connections) logger() *slog.Logger {

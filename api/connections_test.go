@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/storyflow/storyflow/api"
+	"github.com/storyflow/storyflow/store"
 	"github.com/storyflow/storyflow/webhook"
 )
 
@@ -408,5 +410,54 @@ func TestConnectionProtection(t *testing.T) {
 	got, _ := errorOf().(string)
 	if w := "Circuit open: 2 failures in a row (last: Request failed with status code 500), next probe at "; !strings.HasPrefix(got, w) {
 		t.Errorf("error %q, want %q…", got, w)
+	}
+}
+
+// countingStore counts ListConnections calls.
+type countingStore struct {
+	store.Store
+	lists atomic.Int32
+}
+
+func (c *countingStore) ListConnections(ctx context.Context, storyID string) ([]store.Connection, error) {
+	c.lists.Add(1)
+	return c.Store.ListConnections(ctx, storyID)
+}
+
+// TestConnectionLookupCached: webhook calls through an API connection read
+// the story's connection list at most once a second, and a change made
+// through this server is used by the next call.
+func TestConnectionLookupCached(t *testing.T) {
+	var cs *countingStore
+	e := newEnv(t, func(c *api.Config) {
+		cs = &countingStore{Store: c.Store}
+		c.Store = cs
+	})
+	b := newBackend(t, "tok")
+	r := e.do("POST", "/v2/integrations/webhook", connBody("hooked", "backend", b.URL, "tok"))
+	want(t, r, 201, "")
+	connID := r.json(t)["id"].(string)
+	e.putStory("hooked", hookedStory)
+	msg := "/v1/chats/" + e.startChat("hooked")["chatId"].(string) + "/messages"
+
+	before := cs.lists.Load()
+	for i := range 5 {
+		want(t, e.do("POST", msg, map[string]any{"text": fmt.Sprint("turn ", i)}), 200, "")
+	}
+	if n := cs.lists.Load() - before; n > 1 || b.calls.Load() != 5 {
+		t.Fatalf("5 webhook calls read the connection list %d times (want at most 1), backend got %d calls", n, b.calls.Load())
+	}
+	time.Sleep(1100 * time.Millisecond)
+	before = cs.lists.Load()
+	want(t, e.do("POST", msg, map[string]any{"text": "later"}), 200, "")
+	if n := cs.lists.Load() - before; n != 1 {
+		t.Fatalf("a call after the list expired read it %d times, want 1", n)
+	}
+
+	b2 := newBackend(t, "tok")
+	want(t, e.do("PUT", "/v2/integrations/webhook/"+connID, connBody("hooked", "backend", b2.URL, "tok")), 200, "")
+	want(t, e.do("POST", msg, map[string]any{"text": "moved"}), 200, "")
+	if b2.calls.Load() != 1 || b.calls.Load() != 6 {
+		t.Fatalf("after the update: new backend %d calls (want 1), old %d (want 6)", b2.calls.Load(), b.calls.Load())
 	}
 }

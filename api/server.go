@@ -196,7 +196,7 @@ func New(cfg Config) (*Server, error) {
 		s.maxAttrs = DefaultMaxAttributes
 	}
 	s.events, s.allowPrivate = cfg.Events, cfg.AllowPrivateWebhooks
-	s.conns = &connections{st: s.st, log: s.log, errs: map[string]string{}}
+	s.conns = newConnections(s.st, s.log)
 	s.reg = nodes.NewRegistry(nodes.Options{
 		AllowPrivateWebhooks: cfg.AllowPrivateWebhooks,
 		Webhooks:             s.client,
