@@ -128,10 +128,15 @@ func (w *Worker) Notify() {
 	}
 }
 
+// failLogEvery is how often a worker that keeps failing logs it.
+const failLogEvery = 30 * time.Second
+
 // Run delivers until ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var failing int        // steps failed in a row
+	var loggedAt time.Time // when the last failure was logged
 	for {
 		select {
 		case <-ctx.Done():
@@ -140,8 +145,18 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-w.wake:
 		}
 		busy, err := w.Step(ctx)
-		if err != nil && ctx.Err() == nil {
-			w.o.Logger.Error("events: deliver", "err", err)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			// While the store is down every poll fails: log the first
+			// failure, then at most once per failLogEvery.
+			failing++
+			if failing == 1 || time.Since(loggedAt) >= failLogEvery {
+				w.o.Logger.Error("events: deliver", "err", err, "failedSteps", failing)
+				loggedAt = time.Now()
+			}
+		case err == nil && failing > 0:
+			w.o.Logger.Info("events: delivering again", "failedSteps", failing)
+			failing = 0
 		}
 		t.Stop()
 		select {
