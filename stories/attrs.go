@@ -1,18 +1,10 @@
 package stories
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/storyflow/storyflow/engine"
 	"gopkg.in/yaml.v3"
-)
-
-var (
-	// attrReadRe finds attributes.x, attributes?.x and attributes["x"]
-	// (not userAttributes.x).
-	attrReadRe = regexp.MustCompile(`(?:^|[^A-Za-z0-9_.$])attributes\s*(?:\??\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*["']([^"']+)["']\s*\])`)
-	templateRe = regexp.MustCompile(`\{\{(.*?)\}\}`)
 )
 
 // exprFields hold a whole expression (not a template).
@@ -23,13 +15,22 @@ var exprFields = map[string]bool{"when": true, "validate": true}
 // marked Sets names it (a question's save, a set node's attributes, a
 // webhook node's sets, a custom node's own).
 func (l *loader) warnUnsetAttributes(s *engine.Story, root *yaml.Node) {
-	set := map[string]bool{}
-	for k := range s.Attributes {
-		set[k] = true
-	}
 	nodes := mapValue(root, "nodes")
 	if nodes == nil || nodes.Kind != yaml.MappingNode {
 		return
+	}
+	set := make(map[string]bool, len(s.Attributes)+len(nodes.Content)/4)
+	for k := range s.Attributes {
+		set[k] = true
+	}
+	// The fields marked Sets, by node type.
+	setsFields := map[string][]string{}
+	for _, spec := range l.o.Registry.Specs() {
+		for _, f := range spec.Fields {
+			if f.Sets {
+				setsFields[spec.Type] = append(setsFields[spec.Type], f.Name)
+			}
+		}
 	}
 	for i := 0; i+1 < len(nodes.Content); i += 2 {
 		m := nodes.Content[i+1]
@@ -37,13 +38,9 @@ func (l *loader) warnUnsetAttributes(s *engine.Story, root *yaml.Node) {
 		if t == nil {
 			continue
 		}
-		spec, _, ok := l.o.Registry.Lookup(t.Value)
-		if !ok {
-			continue
-		}
-		for _, f := range spec.Fields {
-			v := mapValue(m, f.Name)
-			if !f.Sets || v == nil {
+		for _, name := range setsFields[t.Value] {
+			v := mapValue(m, name)
+			if v == nil {
 				continue
 			}
 			switch v.Kind {
@@ -61,6 +58,7 @@ func (l *loader) warnUnsetAttributes(s *engine.Story, root *yaml.Node) {
 		}
 	}
 	warned := map[string]bool{}
+	var parts []string
 	for i := 0; i+1 < len(nodes.Content); i += 2 {
 		info := s.Nodes[nodes.Content[i].Value]
 		if info == nil {
@@ -69,28 +67,137 @@ func (l *loader) warnUnsetAttributes(s *engine.Story, root *yaml.Node) {
 		eachString(nodes.Content[i+1], "", func(key string, v *yaml.Node) {
 			src := v.Value
 			if !strings.Contains(src, "attributes") {
-				return // what attrReadRe needs (the regexps are most of a big story's lint)
+				return // what an attribute read needs
 			}
 			if !exprFields[key] {
-				var parts []string
-				for _, m := range templateRe.FindAllStringSubmatch(src, -1) {
-					parts = append(parts, m[1])
-				}
+				parts = templateExprs(src, parts[:0])
 				src = strings.Join(parts, " ")
 			}
-			for _, m := range attrReadRe.FindAllStringSubmatch(src, -1) {
-				name := m[1] + m[2]
+			attributeReads(src, func(name string) {
 				if set[name] || warned[name] {
-					continue
+					return
 				}
 				warned[name] = true
 				l.b.Lints = append(l.b.Lints, engine.Lint{
 					File: l.b.File, Line: v.Line, Column: v.Column, Node: info.ID, NodeType: info.Type, Warning: true,
 					Message: "attribute " + name + " is read but nothing sets it (a question's save, a set node, the story's attributes or a webhook node's sets)",
 				})
-			}
+			})
 		})
 	}
+}
+
+// templateExprs appends to parts the text between each {{ and the first }}
+// after it on the same line, in order: what the regular expression
+// \{\{(.*?)\}\} finds (TestAttributeScanners checks that).
+func templateExprs(s string, parts []string) []string {
+	for i := 0; ; {
+		j := strings.Index(s[i:], "{{")
+		if j < 0 {
+			return parts
+		}
+		from := i + j + 2
+		k := strings.Index(s[from:], "}}")
+		if k < 0 {
+			return parts
+		}
+		if strings.IndexByte(s[from:from+k], '\n') >= 0 {
+			i = i + j + 1 // no match opens here
+			continue
+		}
+		parts = append(parts, s[from:from+k])
+		i = from + k + 2
+	}
+}
+
+// attributeReads calls f with the name of each attributes.x,
+// attributes?.x and attributes["x"] in an expression (not
+// userAttributes.x), as the regular expression
+// (?:^|[^A-Za-z0-9_.$])attributes\s*(?:\??\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*["']([^"']+)["']\s*\])
+// finds them (TestAttributeScanners checks that). The regexp took most of
+// a big story's lint.
+func attributeReads(s string, f func(name string)) {
+	const word = "attributes"
+	end := 0 // where the last read ended
+	for i := 0; ; {
+		j := strings.Index(s[i:], word)
+		if j < 0 {
+			return
+		}
+		at := i + j
+		i = at + 1
+		if at > 0 && (at-1 < end || !attrPrefixOK(s[at-1])) {
+			continue
+		}
+		name, n := attributeAccess(s[at+len(word):])
+		if n == 0 {
+			continue
+		}
+		f(name)
+		end = at + len(word) + n
+		i = end
+	}
+}
+
+// attrPrefixOK tells whether c may come before "attributes": not a name
+// character, a dot or $.
+func attrPrefixOK(c byte) bool {
+	return !(isNameByte(c) || c == '.' || c == '$')
+}
+
+func isNameByte(c byte) bool {
+	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// attributeAccess reads .x, ?.x or ["x"] (with spaces allowed as the
+// regexp allows them) at the start of s; n is its length, 0 when there is
+// none.
+func attributeAccess(s string) (name string, n int) {
+	i := skipSpace(s, 0)
+	if i < len(s) && s[i] == '?' {
+		i++
+		if i >= len(s) || s[i] != '.' {
+			return "", 0
+		}
+	}
+	switch {
+	case i < len(s) && s[i] == '.':
+		i = skipSpace(s, i+1)
+		start := i
+		if i >= len(s) || !(isNameByte(s[i]) && (s[i] < '0' || s[i] > '9')) {
+			return "", 0
+		}
+		for i < len(s) && isNameByte(s[i]) {
+			i++
+		}
+		return s[start:i], i
+	case i < len(s) && s[i] == '[':
+		i = skipSpace(s, i+1)
+		if i >= len(s) || (s[i] != '"' && s[i] != '\'') {
+			return "", 0
+		}
+		start := i + 1
+		q := strings.IndexAny(s[start:], `"'`)
+		if q <= 0 {
+			return "", 0
+		}
+		name = s[start : start+q]
+		i = skipSpace(s, start+q+1)
+		if i >= len(s) || s[i] != ']' {
+			return "", 0
+		}
+		return name, i + 1
+	}
+	return "", 0
+}
+
+// skipSpace skips what \s matches: tab, newline, form feed, carriage
+// return and space.
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\f' || s[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 func mapValue(m *yaml.Node, key string) *yaml.Node {
