@@ -15,15 +15,23 @@ func (b *Build) CompileAhead(src string, condition bool) {
 
 // Use makes b take what the builds in ahead compiled (CompileAhead).
 func (b *Build) Use(ahead ...*Build) {
+	// The maps are sized for all (the keys builds share are few).
+	exprs, templates := len(b.exprs), len(b.templates)
+	for _, p := range ahead {
+		if p != nil {
+			exprs += len(p.exprs)
+			templates += len(p.templates)
+		}
+	}
+	if b.exprs == nil {
+		b.exprs = make(map[exprKey]*Program, exprs)
+	}
+	if b.templates == nil {
+		b.templates = make(map[string]*Template, templates)
+	}
 	for _, p := range ahead {
 		if p == nil {
 			continue
-		}
-		if b.exprs == nil {
-			b.exprs = map[exprKey]*Program{}
-		}
-		if b.templates == nil {
-			b.templates = map[string]*Template{}
 		}
 		for k, v := range p.exprs {
 			b.exprs[k] = v

@@ -106,41 +106,37 @@ func levelsAbove(lines []string, line int) []int {
 	return levels
 }
 
-// unquotedBraces finds values written {{ … }} without quotes, which YAML
-// reads as a mapping in a mapping: each is reported with the advice to
-// quote it, and becomes the string it was meant to be.
-func (l *loader) unquotedBraces(n *yaml.Node) {
-	if n == nil {
-		return
+// unquotedBraces tells whether n is a value written {{ … }} without
+// quotes, which YAML reads as a mapping in a mapping.
+func unquotedBraces(n *yaml.Node) bool {
+	return n.Kind == yaml.MappingNode && n.Style&yaml.FlowStyle != 0 && len(n.Content) >= 2 &&
+		n.Content[0].Kind == yaml.MappingNode && n.Content[0].Style&yaml.FlowStyle != 0
+}
+
+// quoteBraces reports unquoted braces (n) with the advice to quote them,
+// and makes n the string it was meant to be.
+func (l *loader) quoteBraces(n *yaml.Node) {
+	if l.lines == nil {
+		l.lines = strings.Split(string(l.b.Source), "\n")
 	}
-	if n.Kind == yaml.MappingNode && n.Style&yaml.FlowStyle != 0 && len(n.Content) >= 2 &&
-		n.Content[0].Kind == yaml.MappingNode && n.Content[0].Style&yaml.FlowStyle != 0 {
-		if l.lines == nil {
-			l.lines = strings.Split(string(l.b.Source), "\n")
-		}
-		text := ""
-		if n.Line >= 1 && n.Line <= len(l.lines) {
-			text = strings.TrimSuffix(l.lines[n.Line-1], "\r")
-		}
-		value := text
-		if i := columnOffset(text, n.Column); i >= 0 {
-			value = text[i:]
-		}
-		value = strings.TrimSpace(value)
-		if i := strings.Index(value, " #"); i >= 0 {
-			value = strings.TrimSpace(value[:i])
-		}
-		key := ""
-		if m := bracesRe.FindStringSubmatch(text); m != nil {
-			key = strings.TrimLeft(m[1], " -")
-		}
-		l.b.Lints = append(l.b.Lints, engine.Lint{File: l.b.File, Line: n.Line, Column: n.Column, Message: quoteHint(key, value)})
-		*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value, Line: n.Line, Column: n.Column}
-		return
+	text := ""
+	if n.Line >= 1 && n.Line <= len(l.lines) {
+		text = strings.TrimSuffix(l.lines[n.Line-1], "\r")
 	}
-	for _, c := range n.Content {
-		l.unquotedBraces(c)
+	value := text
+	if i := columnOffset(text, n.Column); i >= 0 {
+		value = text[i:]
 	}
+	value = strings.TrimSpace(value)
+	if i := strings.Index(value, " #"); i >= 0 {
+		value = strings.TrimSpace(value[:i])
+	}
+	key := ""
+	if m := bracesRe.FindStringSubmatch(text); m != nil {
+		key = strings.TrimLeft(m[1], " -")
+	}
+	l.b.Lints = append(l.b.Lints, engine.Lint{File: l.b.File, Line: n.Line, Column: n.Column, Message: quoteHint(key, value)})
+	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value, Line: n.Line, Column: n.Column}
 }
 
 // columnOffset is the byte offset of 1-based rune column col in s, or -1.

@@ -229,8 +229,7 @@ func (l *loader) parseRoot(src []byte) *yaml.Node {
 		l.errAt(root, "a story must be a mapping with id, start and nodes")
 		return nil
 	}
-	l.unquotedBraces(root)
-	l.expandEnv(root)
+	l.rewrite(root)
 	if bytes.Contains(src, []byte("<<")) {
 		l.expandMerges(root, map[*yaml.Node]bool{})
 	}
@@ -602,35 +601,48 @@ func (l *loader) expandMerges(n *yaml.Node, seen map[*yaml.Node]bool) {
 	}
 }
 
-// expandEnv replaces ${VAR} in every scalar. Only allowed names are looked
-// up; an unset one is an error, and so is any other name (with a message
-// that does not depend on whether it is set).
-func (l *loader) expandEnv(n *yaml.Node) {
+// rewrite makes each value written {{ … }} without quotes a string (with
+// an error, see quoteBraces) and replaces ${VAR} in every scalar (see
+// expandEnv), in one walk of the tree.
+func (l *loader) rewrite(n *yaml.Node) {
 	if n == nil {
 		return
 	}
-	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
-		n.Value = envRe.ReplaceAllStringFunc(n.Value, func(m string) string {
-			name := m[2 : len(m)-1]
-			if !EnvAllowed(l.o.Env, name) {
-				l.errAt(n, "environment variable %s is not allowed in stories (allowed: %s; see serve --story-env)", name, strings.Join(l.o.Env, ", "))
-				l.envFailed[[2]int{n.Line, n.Column}] = true
-				return ""
-			}
-			v, ok := l.o.Getenv(name)
-			if !ok {
-				l.errAt(n, "environment variable %s is not set", name)
-				l.envFailed[[2]int{n.Line, n.Column}] = true
-			}
-			if v != "" {
-				l.expanded = append(l.expanded, expansion{n.Line, n.Column, v, m})
-			}
-			return v
-		})
+	if unquotedBraces(n) {
+		l.quoteBraces(n)
+	}
+	if n.Kind == yaml.ScalarNode {
+		if strings.Contains(n.Value, "${") {
+			l.expandEnv(n)
+		}
+		return
 	}
 	for _, c := range n.Content {
-		l.expandEnv(c)
+		l.rewrite(c)
 	}
+}
+
+// expandEnv replaces ${VAR} in scalar n. Only allowed names are looked up;
+// an unset one is an error, and so is any other name (with a message that
+// does not depend on whether it is set).
+func (l *loader) expandEnv(n *yaml.Node) {
+	n.Value = envRe.ReplaceAllStringFunc(n.Value, func(m string) string {
+		name := m[2 : len(m)-1]
+		if !EnvAllowed(l.o.Env, name) {
+			l.errAt(n, "environment variable %s is not allowed in stories (allowed: %s; see serve --story-env)", name, strings.Join(l.o.Env, ", "))
+			l.envFailed[[2]int{n.Line, n.Column}] = true
+			return ""
+		}
+		v, ok := l.o.Getenv(name)
+		if !ok {
+			l.errAt(n, "environment variable %s is not set", name)
+			l.envFailed[[2]int{n.Line, n.Column}] = true
+		}
+		if v != "" {
+			l.expanded = append(l.expanded, expansion{n.Line, n.Column, v, m})
+		}
+		return v
+	})
 }
 
 // DefaultEnv is the ${VAR} names stories may use unless the operator says

@@ -65,11 +65,11 @@ func parseSplit(src []byte, parts int, scopes map[string]any) (*yaml.Node, []*en
 		pieces[p] = src[ls.starts[cuts[p]]:to]
 	}
 	pieces[len(cuts)] = rest
-	docs, pre, ok := parsePieces(pieces, scopes)
+	docs, pre, ok := parsePieces(pieces, cuts, scopes)
 	if !ok {
 		return nil, nil
 	}
-	return joinPieces(docs, cuts, first), pre
+	return joinPieces(docs, len(cuts), first), pre
 }
 
 // lines indexes the lines of a source.
@@ -79,11 +79,14 @@ type lines struct {
 }
 
 func newLines(src []byte) lines {
-	starts := []int{0}
-	for i, c := range src {
-		if c == '\n' && i+1 < len(src) {
-			starts = append(starts, i+1)
+	starts := make([]int, 1, bytes.Count(src, []byte{'\n'})+1)
+	for i := 0; ; {
+		j := bytes.IndexByte(src[i:], '\n')
+		if j < 0 || i+j+1 >= len(src) {
+			break
 		}
+		i += j + 1
+		starts = append(starts, i)
 	}
 	return lines{src, starts}
 }
@@ -158,9 +161,10 @@ func (ls lines) cut(keys []int, first, last, parts int) []int {
 }
 
 // parsePieces parses the pieces at once; the last is the file without its
-// nodes, the others hold nodes, whose expressions are compiled ahead. ok is
+// nodes, the others hold nodes, whose lines are shifted to the file's (piece
+// p starts on line cuts[p]) and whose expressions are compiled ahead. ok is
 // false when a piece is not one mapping.
-func parsePieces(pieces [][]byte, scopes map[string]any) ([]yaml.Node, []*engine.Build, bool) {
+func parsePieces(pieces [][]byte, cuts []int, scopes map[string]any) ([]yaml.Node, []*engine.Build, bool) {
 	docs := make([]yaml.Node, len(pieces))
 	errs := make([]error, len(pieces))
 	pre := make([]*engine.Build, len(pieces)-1)
@@ -173,6 +177,7 @@ func parsePieces(pieces [][]byte, scopes map[string]any) ([]yaml.Node, []*engine
 			if d := &docs[p]; p < len(pre) && errs[p] == nil && len(d.Content) == 1 && d.Content[0].Kind == yaml.MappingNode {
 				pre[p] = &engine.Build{Scopes: scopes}
 				m := d.Content[0]
+				shiftLines(m, cuts[p])
 				for i := 1; i < len(m.Content); i += 2 {
 					compileAhead(pre[p], m.Content[i], false)
 				}
@@ -188,19 +193,22 @@ func parsePieces(pieces [][]byte, scopes map[string]any) ([]yaml.Node, []*engine
 	return docs, pre, true
 }
 
-// joinPieces puts the nodes of the parts (docs but the last) into the
+// joinPieces puts the nodes of the parts (the first parts docs) into the
 // nodes: field, on line first, of the rest (the last doc).
-func joinPieces(docs []yaml.Node, cuts []int, first int) *yaml.Node {
-	nodes := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	for p := range cuts {
+func joinPieces(docs []yaml.Node, parts, first int) *yaml.Node {
+	size := 0
+	for p := range parts {
+		size += len(docs[p].Content[0].Content)
+	}
+	nodes := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: make([]*yaml.Node, 0, size)}
+	for p := range parts {
 		m := docs[p].Content[0]
-		shiftLines(m, cuts[p])
 		if p == 0 {
 			nodes.Line, nodes.Column = m.Line, m.Column
 		}
 		nodes.Content = append(nodes.Content, m.Content...)
 	}
-	doc := &docs[len(cuts)]
+	doc := &docs[parts]
 	root := doc.Content[0]
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		if root.Content[i].Value == "nodes" && root.Content[i].Line == first {
