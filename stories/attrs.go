@@ -10,14 +10,16 @@ import (
 // exprFields hold a whole expression (not a template).
 var exprFields = map[string]bool{"when": true, "validate": true}
 
-// warnUnsetAttributes warns about each attribute the story reads but that
-// nothing sets: the story's attributes do not start it and no node field
-// marked Sets names it (a question's save, a set node's attributes, a
-// webhook node's sets, a custom node's own).
-func (l *loader) warnUnsetAttributes(s *engine.Story, root *yaml.Node) {
+// unsetAttributes returns a warning for each attribute the story reads but
+// that nothing sets: the story's attributes do not start it and no node
+// field marked Sets names it (a question's save, a set node's attributes, a
+// webhook node's sets, a custom node's own). The warnings name their node
+// but not its type: they are made while the nodes build (see load), reading
+// only the tree and the node ids.
+func (l *loader) unsetAttributes(s *engine.Story, root *yaml.Node) []engine.Lint {
 	nodes := mapValue(root, "nodes")
 	if nodes == nil || nodes.Kind != yaml.MappingNode {
-		return
+		return nil
 	}
 	set := make(map[string]bool, len(s.Attributes)+len(nodes.Content)/4)
 	for k := range s.Attributes {
@@ -59,9 +61,10 @@ func (l *loader) warnUnsetAttributes(s *engine.Story, root *yaml.Node) {
 	}
 	warned := map[string]bool{}
 	var parts []string
+	var lints []engine.Lint
 	for i := 0; i+1 < len(nodes.Content); i += 2 {
-		info := s.Nodes[nodes.Content[i].Value]
-		if info == nil {
+		id := nodes.Content[i].Value
+		if s.Nodes[id] == nil {
 			continue
 		}
 		eachString(nodes.Content[i+1], "", func(key string, v *yaml.Node) {
@@ -78,13 +81,14 @@ func (l *loader) warnUnsetAttributes(s *engine.Story, root *yaml.Node) {
 					return
 				}
 				warned[name] = true
-				l.b.Lints = append(l.b.Lints, engine.Lint{
-					File: l.b.File, Line: v.Line, Column: v.Column, Node: info.ID, NodeType: info.Type, Warning: true,
+				lints = append(lints, engine.Lint{
+					File: l.b.File, Line: v.Line, Column: v.Column, Node: id, Warning: true,
 					Message: "attribute " + name + " is read but nothing sets it (a question's save, a set node, the story's attributes or a webhook node's sets)",
 				})
 			})
 		})
 	}
+	return lints
 }
 
 // templateExprs appends to parts the text between each {{ and the first }}

@@ -180,6 +180,24 @@ func (l *loader) load(src []byte) *engine.Story {
 	// Pass 1: ids, so references can be checked while nodes build.
 	ps := l.declareNodes(s, nodes)
 	l.checkStart(s, top, root)
+	// The unset-attribute lint only reads the tree: it runs while the nodes
+	// build. A panic in it is raised again here, for Load to report.
+	unset := make(chan any, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				unset <- r
+			}
+		}()
+		unset <- l.unsetAttributes(s, root)
+	}()
+	lints := func() []engine.Lint {
+		r := <-unset
+		if ls, ok := r.([]engine.Lint); ok {
+			return ls
+		}
+		panic(r)
+	}
 	// Pass 2: build every node (their expressions compiled on all cores first).
 	if l.pre != nil {
 		l.b.Use(l.pre...)
@@ -195,6 +213,7 @@ func (l *loader) load(src []byte) *engine.Story {
 	}
 	for _, p := range ps {
 		if p.info.Node == nil {
+			lints()
 			return nil
 		}
 	}
@@ -202,7 +221,10 @@ func (l *loader) load(src []byte) *engine.Story {
 		l.errAt(nodes, "a story needs at least one node")
 	}
 	l.warnGraph(s)
-	l.warnUnsetAttributes(s, root)
+	for _, li := range lints() {
+		li.NodeType = s.Nodes[li.Node].Type
+		l.b.Lints = append(l.b.Lints, li)
+	}
 	return s
 }
 
