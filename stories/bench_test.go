@@ -65,7 +65,17 @@ func TestBigStory(t *testing.T) {
 	}
 }
 
-func BenchmarkLoad10000(b *testing.B) {
+func BenchmarkLoad10000(b *testing.B) { benchLoad(b) }
+
+// BenchmarkLoad10000Whole is BenchmarkLoad10000 with the file parsed whole
+// (not its nodes: section in parts on all cores), to show what the parallel
+// split is worth (docs/operations.md).
+func BenchmarkLoad10000Whole(b *testing.B) {
+	defer stories.SetParallelMin(stories.SetParallelMin(1 << 62))
+	benchLoad(b)
+}
+
+func benchLoad(b *testing.B) {
 	src := bigStory(10000)
 	o := stories.Options{Registry: nodes.NewRegistry(nodes.Options{}), Getenv: testEnv}
 	b.SetBytes(int64(len(src)))
