@@ -365,6 +365,10 @@ func newStoryCache(bytes int64) *storyCache {
 	})}
 }
 
+// CachedStoryBytes is what the compiled stories in the story cache weigh
+// (an estimate of their memory, within --story-cache).
+func (s *Server) CachedStoryBytes() int64 { return int64(s.stories.c.WeightedSize()) }
+
 func (sc *storyCache) get(id string, version int) (*engine.Story, bool) {
 	return sc.c.GetIfPresent(storyKey{id, version})
 }

@@ -193,6 +193,9 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 		log.Error("start server", "err", err)
 		return exitFail
 	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		defer followStoryCache(memoryLimit(int64(o.cacheBytes)), srv.CachedStoryBytes, 2*time.Second)()
+	}
 	ln, err := listenWithStories(srv, *o.addr, *o.storiesDir, *o.poll, log)
 	if err != nil {
 		log.Error("start", "err", err)
@@ -337,13 +340,39 @@ const gcPercent = 400
 
 // memoryLimit is the Go runtime's soft memory limit for a chat cache of
 // cacheBytes (GOMEMLIMIT overrides): room for the cache twice over and
-// 64 MiB, 192 MiB by default. A million stored chats under load held a
+// 64 MiB, 192 MiB by default, to which serve adds what the story cache
+// holds (followStoryCache). A million stored chats under load held a
 // 444 MB RSS without it, 233 MB with it (BENCHMARKS.md).
 func memoryLimit(cacheBytes int64) int64 {
 	if cacheBytes <= 0 {
 		cacheBytes = embedded.DefaultCacheBytes
 	}
 	return 2*cacheBytes + 64<<20
+}
+
+// followStoryCache raises the soft memory limit base by the bytes the
+// story cache holds, every interval, until the returned stop is called:
+// compiled stories are live heap, and a limit below the live heap would
+// keep the GC running (up to half the CPU). With few stories the limit
+// stays near base.
+func followStoryCache(base int64, storyBytes func() int64, every time.Duration) (stop func()) {
+	set := func() { debug.SetMemoryLimit(base + storyBytes()) }
+	set()
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				set()
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // pprofFlag takes the hidden --pprof ADDR flag (profiling endpoints and
