@@ -107,10 +107,12 @@ func Open(dir string, o Options) (*Store, error) {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	opts.Levels[len(opts.Levels)-1].FilterPolicy = pebble.NoFilterPolicy
-	// 16 KiB data blocks: the index of a few GB of chats then stays in the
-	// block cache, and a point read costs one data block read.
+	// 16 KiB data blocks and 64 KiB index blocks: the index of a few GB of
+	// chats is then a few hundred blocks, each read often enough to stay in
+	// the block cache, and a point read mostly costs one data block read.
 	for i := range opts.Levels {
 		opts.Levels[i].BlockSize = 16 << 10
+		opts.Levels[i].IndexBlockSize = 64 << 10
 	}
 	// Uncompressed blocks: records and entries are small JSON, and reads
 	// of recent chats should not pay for decompression.
