@@ -450,8 +450,8 @@ var (
 // Lookup implements webhook.Connections: story storyID's connection named
 // name, or with id name.
 func (cs *connections) Lookup(ctx context.Context, storyID, name string) (webhook.Connection, bool, error) {
-	list, ok := cs.lists.GetIfPresent(storyID)
-	if !ok {
+	list, cached := cs.lists.GetIfPresent(storyID)
+	if !cached {
 		var err error
 		if list, err = cs.st.ListConnections(ctx, storyID); err != nil {
 			return webhook.Connection{}, false, err
@@ -478,8 +478,9 @@ func (cs *connections) Lookup(ctx context.Context, storyID, name string) (webhoo
 	}
 	c := list[found]
 	cs.mu.Lock()
-	if _, ok := cs.errs[c.ID]; !ok {
-		// Later, Record keeps it (the cached list may be older).
+	if _, ok := cs.errs[c.ID]; !ok || !cached {
+		// A list from the store has the error another process may have
+		// recorded; a cached one may be older than what Record keeps.
 		cs.errs[c.ID] = c.Error
 	}
 	cs.mu.Unlock()

@@ -454,10 +454,21 @@ func TestConnectionLookupCached(t *testing.T) {
 		t.Fatalf("a call after the list expired read it %d times, want 1", n)
 	}
 
+	// An error another process recorded is seen once the list is read
+	// again, and this process's next success clears it.
+	if err := cs.Store.SetConnectionError(context.Background(), connID, "Request failed with status code 500"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	want(t, e.do("POST", msg, map[string]any{"text": "after the other process"}), 200, "")
+	if d := e.do("GET", "/v2/integrations/webhook/"+connID, nil).json(t); d["error"] != nil {
+		t.Fatalf("error after a success: %v", d["error"])
+	}
+
 	b2 := newBackend(t, "tok")
 	want(t, e.do("PUT", "/v2/integrations/webhook/"+connID, connBody("hooked", "backend", b2.URL, "tok")), 200, "")
 	want(t, e.do("POST", msg, map[string]any{"text": "moved"}), 200, "")
-	if b2.calls.Load() != 1 || b.calls.Load() != 6 {
-		t.Fatalf("after the update: new backend %d calls (want 1), old %d (want 6)", b2.calls.Load(), b.calls.Load())
+	if b2.calls.Load() != 1 || b.calls.Load() != 7 {
+		t.Fatalf("after the update: new backend %d calls (want 1), old %d (want 7)", b2.calls.Load(), b.calls.Load())
 	}
 }

@@ -416,16 +416,16 @@ func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error
 			}
 		}
 	case webhook.FormatWidget:
-		tr := c.Transcript
 		if req.Input == "" {
-			var err error
-			if tr, err = c.Recent(); err != nil {
+			// The last input, when the turn started without one.
+			tr, err := c.Recent()
+			if err != nil {
 				return engine.Result{}, err
 			}
-		}
-		for i := len(tr) - 1; i >= 0 && req.Input == ""; i-- {
-			if e := tr[i]; e.From == "user" && e.Input != nil {
-				req.Input = e.Input.Value() // the last input, when the turn started without one
+			for i := len(tr) - 1; i >= 0 && req.Input == ""; i-- {
+				if e := tr[i]; e.From == "user" && e.Input != nil {
+					req.Input = e.Input.Value()
+				}
 			}
 		}
 	}
