@@ -61,16 +61,10 @@ test-studio:
 		diff -r "$$out" ../dist | head -5; exit 1; \
 	fi; echo "studio bundle matches its sources"
 
-# A short fuzzing run of every fuzz target (each func Fuzz... of a tracked
-# _test.go file, found here; CI runs it too).
+# A short fuzzing run of every fuzz target (tools/fuzz.sh; CI runs it too).
 FUZZTIME ?= 20s
 fuzz:
-	@set -e; for f in $$(git ls-files '*_test.go' | xargs grep -l '^func Fuzz'); do \
-		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
-			echo "$(GO) test ./$$(dirname $$f) -fuzz=^$$t\$$"; \
-			$(GO) test ./$$(dirname $$f) -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s; \
-		done; \
-	done
+	GO=$(GO) tools/fuzz.sh $(FUZZTIME)
 
 # Benchmarks: the Go benchmarks, the load test (bench/loadtest: storyflow
 # turns against hand-written fiber baselines on loopback), the load test on
