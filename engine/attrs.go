@@ -19,23 +19,37 @@ type change struct {
 	existed bool
 }
 
-func (t *Turn) record(name string) {
+// record notes a change of attribute name, to v when set (else it is
+// removed), before it is made: what to undo and how the size changes.
+func (t *Turn) record(name string, v any, set bool) {
 	old, ok := t.Chat.Attributes[name]
 	t.changes = append(t.changes, change{name, old, ok})
+	if set {
+		t.delta += len(name) + 4 + JSONSize(v)
+	}
+	if ok {
+		t.delta -= len(name) + 4 + JSONSize(old)
+	}
 }
 
 // checkAttributes undoes the running node's attribute changes when they
-// make the attributes larger than max bytes of JSON.
+// make the attributes larger than max bytes of JSON. The size is walked
+// once per turn, then kept up to date from the changes (record), so a step
+// costs what it changed, not what the chat holds.
 func (t *Turn) checkAttributes(max int) error {
 	if len(t.changes) == 0 {
 		return nil
 	}
-	defer func() { t.changes = t.changes[:0] }()
+	defer func() { t.changes, t.delta = t.changes[:0], 0 }()
 	if max <= 0 {
 		max = DefaultMaxAttributes
 	}
-	n := JSONSize(t.Chat.Attributes)
+	n := t.attrSize + t.delta
+	if !t.attrSized {
+		n = JSONSize(t.Chat.Attributes)
+	}
 	if n <= max {
+		t.attrSize, t.attrSized = n, true
 		return nil
 	}
 	for i := len(t.changes) - 1; i >= 0; i-- {

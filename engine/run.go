@@ -35,8 +35,13 @@ type Turn struct {
 	// ownScopes tells that env.Scopes is the turn's own (see Set).
 	ownScopes bool
 	vm        vm.VM
-	// changes of the running node's attributes (see checkAttributes).
-	changes []change
+	// changes of the running node's attributes (see checkAttributes),
+	// and how much they changed JSONSize of the attributes; attrSize is
+	// that size once attrSized.
+	changes   []change
+	delta     int
+	attrSize  int
+	attrSized bool
 	// seq0 is the chat's Seq when the turn began.
 	seq0 int64
 	// steps is the turn's trace; route is the running node's (Pick).
@@ -96,20 +101,20 @@ func (t *Turn) Emit(name string, data map[string]any) {
 // whose changes make the attributes larger than the limit fails, and its
 // changes are undone.
 func (t *Turn) SetAttribute(name string, v any) {
-	t.record(name)
+	t.record(name, v, true)
 	t.Chat.Attributes[name] = v
 }
 
 // DeleteAttribute removes a chat attribute.
 func (t *Turn) DeleteAttribute(name string) {
-	t.record(name)
+	t.record(name, nil, false)
 	delete(t.Chat.Attributes, name)
 }
 
 // MergeAttributes merges attrs into the chat; a nil value removes the key.
 func (t *Turn) MergeAttributes(attrs map[string]any) {
 	for k, v := range attrs {
-		t.record(k)
+		t.record(k, v, v != nil)
 		if v == nil {
 			delete(t.Chat.Attributes, k)
 		} else {
@@ -358,9 +363,13 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 func (r *Runner) finish(ctx context.Context, t *Turn) {
 	c := t.Chat
 	now := time.Now().UTC()
-	// The transcript gets its own copy of the responses: entries outlive
-	// the turn (stores may keep them), the turn need not.
-	rs := append([]Response(nil), t.Output...)
+	// Entries outlive the turn (stores may keep them): they get a copy of
+	// the responses in the turn's own buffer, or the slice itself once it
+	// has outgrown it (nothing changes Output after the turn).
+	rs := t.Output
+	if len(rs) > 0 && &rs[0] == &t.outBuf[0] {
+		rs = append([]Response(nil), rs...)
+	}
 	calls := t.calls
 	notes := t.notes
 	for i := range rs {

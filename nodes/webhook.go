@@ -378,7 +378,7 @@ func readConnection(node, cc *engine.Config, id, name string) *webhook.Connectio
 // Run implements engine.Node.
 func (n *Webhook) Run(ctx context.Context, t *engine.Turn) (engine.Result, error) {
 	if n.Format == webhook.FormatWidget {
-		delete(t.Chat.Attributes, FormAttribute) // a form left unfinished
+		t.DeleteAttribute(FormAttribute) // a form left unfinished
 	}
 	conn, failed, err := n.connection(ctx, t)
 	if conn == nil {
@@ -499,7 +499,7 @@ func (n *Webhook) ask(t *engine.Turn, f *webhook.Form) (engine.Result, error) {
 	if err := json.Unmarshal(b, &state); err != nil {
 		return engine.Result{}, fmt.Errorf("keep form: %w", err)
 	}
-	t.Chat.Attributes[FormAttribute] = state
+	t.SetAttribute(FormAttribute, state)
 	t.Send(f.Fields[f.Next].Ask()...)
 	return engine.Result{Wait: true}, nil
 }
@@ -533,7 +533,7 @@ func (n *Webhook) Resume(ctx context.Context, t *engine.Turn) (engine.Result, er
 	if f.Next++; f.Next < len(f.Fields) {
 		return n.ask(t, &f)
 	}
-	delete(t.Chat.Attributes, FormAttribute)
+	t.DeleteAttribute(FormAttribute)
 	conn, res, err := n.connection(ctx, t)
 	if conn == nil {
 		return res, err

@@ -38,6 +38,7 @@ func main() {
 	flag.IntVar(&rounds, "rounds", 3, "rounds of the four phases; ratios are reported per round and as medians")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory (PHASE-ROUND.pprof)")
 	flag.StringVar(&serveArgs, "serve-args", "", "extra arguments for storyflow serve, space-separated (e.g. \"--sync always\")")
+	flag.StringVar(&serveEnv, "serve-env", "", "extra environment for storyflow serve only, space-separated NAME=VALUE (e.g. \"GOGC=800\")")
 	flag.StringVar(&mongoURI, "mongo", "", "run storyflow serve on this MongoDB server (a fresh database, dropped at the end) instead of the embedded store")
 	flag.StringVar(&mdFile, "md", "", "also write the run as a Markdown table to this file (e.g. BENCHMARKS.md)")
 	baseline := flag.String("baseline", "", "internal: serve the baselines for this webhook URL and print their address")
@@ -93,8 +94,9 @@ var chats, wrkThreads = 400, 2
 // profileDir is where storyflow's CPU profiles go ("": none).
 var profileDir string
 
-// serveArgs are extra arguments for storyflow serve.
-var serveArgs string
+// serveArgs are extra arguments for storyflow serve; serveEnv its extra
+// environment.
+var serveArgs, serveEnv string
 
 // answer is what the webhook backend returns to every call.
 var answer = []byte(`{"responses":[{"type":"text","message":"Checked."}],"attributes":{"customer":"yes","plan":"pro"}}`)
@@ -700,6 +702,7 @@ func startStoryflow(bin, dir, dataDir, hookURL string) (string, string, func(), 
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "STORYFLOW_API_TOKEN=loadtest-token")
+	cmd.Env = append(cmd.Env, strings.Fields(serveEnv)...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		return "", "", nil, fmt.Errorf("start %s: %w", bin, err)
