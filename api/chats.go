@@ -231,7 +231,7 @@ func (s *Server) turn(chatID string, in engine.Input, messageID string) ([]byte,
 		case err != nil:
 			return nil, fmt.Errorf("turn: %w", err)
 		}
-		evs := turnEvents(chat, t, false, before)
+		evs := turnEvents(chat, t, false, before, s.subscribers.wants(ctx, s.outbox))
 		a := answerOf(chat, t)
 		body, err := marshal(&a)
 		if err != nil {

@@ -29,7 +29,7 @@ func (s *Server) newChatEvents(ctx context.Context, c *engine.Chat, t *engine.Tu
 			evs = append(evs, store.NewEvent(evContactCreated, "user:"+c.UserID, contactData(c.UserID, c.UserAttributes)))
 		}
 	}
-	return append(evs, turnEvents(c, t, true, "")...)
+	return append(evs, turnEvents(c, t, true, "", s.subscribers.wants(ctx, s.outbox))...)
 }
 
 func contactData(user string, attrs map[string]any) map[string]any {

@@ -80,13 +80,17 @@ func taskData(c *engine.Chat, t *engine.Task) map[string]any {
 
 // turnEvents returns the events of a turn that changed chat c (created:
 // its first turn): the emit nodes', the hand-off task's and the
-// conversation's. A hand-off becomes the chat's task here.
-func turnEvents(c *engine.Chat, t *engine.Turn, created bool, before engine.Status) []store.Event {
+// conversation's, those of them that want wants (the others are not even
+// built). A hand-off becomes the chat's task here, wanted or not.
+func turnEvents(c *engine.Chat, t *engine.Turn, created bool, before engine.Status, want func(name string) bool) []store.Event {
 	var evs []store.Event
-	if created {
+	if created && want(evConversationCreated) {
 		evs = append(evs, store.NewEvent(evConversationCreated, c.ID, chatData(c)))
 	}
 	for _, e := range t.Events {
+		if !want(e.Name) {
+			continue
+		}
 		data := e.Data
 		if data == nil {
 			data = map[string]any{}
@@ -105,12 +109,14 @@ func turnEvents(c *engine.Chat, t *engine.Turn, created bool, before engine.Stat
 			}
 		}
 		c.Task = &engine.Task{ID: c.ID + "_" + strconv.Itoa(n), Status: engine.TaskOpen, Data: t.Task, CreatedAt: now, UpdatedAt: now}
-		evs = append(evs, store.NewEvent(evTaskCreated, c.ID, taskData(c, c.Task)))
+		if want(evTaskCreated) {
+			evs = append(evs, store.NewEvent(evTaskCreated, c.ID, taskData(c, c.Task)))
+		}
 	}
-	if !created {
+	if !created && want(evConversationUpdated) {
 		evs = append(evs, store.NewEvent(evConversationUpdated, c.ID, chatData(c)))
 	}
-	if c.Status == engine.StatusCompleted && before != engine.StatusCompleted {
+	if c.Status == engine.StatusCompleted && before != engine.StatusCompleted && want(evConversationCompleted) {
 		evs = append(evs, store.NewEvent(evConversationCompleted, c.ID, chatData(c)))
 	}
 	return evs

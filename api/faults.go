@@ -43,6 +43,8 @@ type boundedStore struct {
 	st      store.Store
 	out     store.Outbox // nil: the store keeps no events
 	timeout time.Duration
+	// inProcess: st is a store.InProcess (no deadline per operation).
+	inProcess bool
 	// failing is set when an operation finds the store unavailable and
 	// cleared when one that reaches it gets an answer: meanwhile turns read
 	// their chat from the store, not from a cache (GetChatForTurn).
@@ -59,8 +61,15 @@ func (b *boundedStore) bound(parent context.Context) (ctx context.Context, done 
 
 // op is bound; reaches tells whether the operation always reaches the
 // store (not a cache), so that its answer shows the store answers.
+// An in-process store (store.InProcess) gets the parent context as it is:
+// no operation of it waits on one, and a deadline per operation cost a
+// turn several allocations.
 func (b *boundedStore) op(parent context.Context, reaches bool) (ctx context.Context, done func(error) error) {
-	ctx, cancel := context.WithTimeoutCause(parent, b.timeout, errStoreTimeout)
+	cancel := func() {}
+	ctx = parent
+	if !b.inProcess {
+		ctx, cancel = context.WithTimeoutCause(parent, b.timeout, errStoreTimeout)
+	}
 	return ctx, func(err error) error {
 		defer cancel()
 		if err != nil && !errors.Is(err, store.ErrUnavailable) {

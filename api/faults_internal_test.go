@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/storyflow/storyflow/store"
+	"github.com/storyflow/storyflow/store/embedded"
 )
 
 // TestFaultCodes: store faults answer 503 with their code, whatever the
@@ -74,5 +75,30 @@ func TestBoundedStoreTimeout(t *testing.T) {
 	_, done = b.bound(context.Background())
 	if err := done(store.ErrNotFound); err != store.ErrNotFound {
 		t.Errorf("other errors pass: %v", err)
+	}
+}
+
+// TestBoundedStoreInProcess: an in-process store's operations get the
+// request's context as it is; another store's get the store timeout.
+func TestBoundedStoreInProcess(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	local := &boundedStore{timeout: time.Second, inProcess: true}
+	ctx, done := local.op(parent, true)
+	if ctx != parent {
+		t.Error("in-process store: the operation got a context of its own")
+	}
+	done(nil)
+	remote := &boundedStore{timeout: time.Second}
+	ctx, done = remote.op(parent, true)
+	if _, ok := ctx.Deadline(); !ok || ctx == parent {
+		t.Error("remote store: the operation has no deadline")
+	}
+	if err := done(nil); err != nil || ctx.Err() == nil {
+		t.Errorf("remote store: done(nil) = %v, context not cancelled after", err)
+	}
+	var st store.Store = &embedded.Store{}
+	if _, ok := st.(store.InProcess); !ok {
+		t.Error("the embedded store is not a store.InProcess")
 	}
 }

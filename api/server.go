@@ -164,7 +164,8 @@ func New(cfg Config) (*Server, error) {
 	if s.storeTimeout <= 0 {
 		s.storeTimeout = DefaultStoreTimeout
 	}
-	bounded := &boundedStore{st: cfg.Store, timeout: s.storeTimeout}
+	_, inProcess := cfg.Store.(store.InProcess)
+	bounded := &boundedStore{st: cfg.Store, timeout: s.storeTimeout, inProcess: inProcess}
 	if ob, ok := cfg.Store.(store.Outbox); ok {
 		bounded.out, s.outbox = ob, bounded
 	}

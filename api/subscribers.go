@@ -37,25 +37,41 @@ func (c *subscribers) wanted(ctx context.Context, ob store.Outbox, evs []store.E
 	if len(evs) == 0 || ob == nil {
 		return evs
 	}
+	want := c.wants(ctx, ob)
+	out := make([]store.Event, 0, len(evs))
+	for _, e := range evs {
+		if want(e.Name) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// wants tells whether some subscription wants events of a name (all
+// names without an outbox or when the list cannot be read), so that a turn
+// builds only those.
+func (c *subscribers) wants(ctx context.Context, ob store.Outbox) func(name string) bool {
+	all := func(string) bool { return true }
+	if ob == nil {
+		return all
+	}
 	c.mu.Lock()
 	if time.Since(c.at) >= subscribersFresh {
 		subs, err := ob.ListSubscriptions(ctx)
 		if err != nil {
 			c.mu.Unlock()
-			return evs
+			return all
 		}
 		c.subs, c.at = subs, time.Now()
 	}
 	subs := c.subs
 	c.mu.Unlock()
-	out := make([]store.Event, 0, len(evs))
-	for _, e := range evs {
+	return func(name string) bool {
 		for i := range subs {
-			if subs[i].Wants(e.Name) {
-				out = append(out, e)
-				break
+			if subs[i].Wants(name) {
+				return true
 			}
 		}
+		return false
 	}
-	return out
 }

@@ -160,7 +160,7 @@ func (s *Server) resumeChat(c *fiber.Ctx) error {
 		if err != nil {
 			return nil, fmt.Errorf("resume: %w", err)
 		}
-		return append(evs, turnEvents(ch, t, false, engine.StatusHandoff)...), nil
+		return append(evs, turnEvents(ch, t, false, engine.StatusHandoff, s.subscribers.wants(ctx, s.outbox))...), nil
 	})
 	if err != nil {
 		return err

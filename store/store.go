@@ -76,6 +76,13 @@ type Writable interface {
 	Writable() error
 }
 
+// InProcess is implemented by stores whose operations run in this process
+// and never wait on their context (the embedded store): a caller need not
+// give each operation a deadline of its own.
+type InProcess interface {
+	InProcess()
+}
+
 // MaxReplies bounds the replies a chat remembers for repeated message ids:
 // those written by the chat's last MaxReplies updates are kept; older ones
 // are forgotten (the MongoDB store drops them in batches, a few updates late).

@@ -189,10 +189,9 @@ func (cc *chatCache) putWindow(id string, rev, seq int64, transcript []engine.En
 	}
 	end := len(transcript)
 	entries := transcript[int64(end)-n : end : end]
-	for i := range entries {
-		if entries[i].Seq != seq-n+1+int64(i) {
-			return
-		}
+	// A transcript's entries have consecutive seqs: its ends tell.
+	if n > 0 && (entries[0].Seq != seq-n+1 || entries[n-1].Seq != seq) {
+		return
 	}
 	key := cacheKey{id: id, window: true}
 	cc.mu.Lock()

@@ -164,6 +164,9 @@ func Open(dir string, o Options) (*Store, error) {
 	return &Store{db: db, cache: newChatCache(o.CacheBytes), syncer: syncer, disk: disk, seed: maphash.MakeSeed()}, nil
 }
 
+// InProcess implements store.InProcess: no operation waits on its context.
+func (s *Store) InProcess() {}
+
 // Writable implements store.Writable: an error wrapping store.ErrFull while
 // the disk is below the watermark.
 func (s *Store) Writable() error { return s.disk.writable() }
