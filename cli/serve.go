@@ -81,7 +81,7 @@ func defineServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.Var(&o.cacheBytes, "cache-bytes", "memory bound of the embedded store's chat cache, in bytes (suffixes KiB, MiB, GiB)")
 	o.minFreeDisk = byteSize(embedded.DefaultMinFreeDisk)
 	fs.Var(&o.minFreeDisk, "min-free-disk", "embedded store: below this much free space on the data directory's filesystem, writes are refused (503 storage_full) until space is freed (suffixes KiB, MiB, GiB)")
-	o.storeTimeout = fs.Duration("store-timeout", api.DefaultStoreTimeout, "how long a request waits for the store (each operation; MongoDB: also server selection) before it answers 503 store_unavailable")
+	o.storeTimeout = fs.Duration("store-timeout", api.DefaultStoreTimeout, "how long a request waits for MongoDB (each operation, and server selection) before it answers 503 store_unavailable; the embedded store runs in the process and does not wait")
 	o.mongoURI = fs.String("mongo", "", "MongoDB URI, instead of the embedded store (env STORYFLOW_MONGO_URI)")
 	o.token = fs.String("token", "", "API bearer token (env STORYFLOW_API_TOKEN; default: a random one, printed at start)")
 	o.allowPrivate = fs.Bool("allow-private-webhooks", false, "let webhooks reach loopback and private addresses (development)")
