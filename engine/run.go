@@ -274,7 +274,10 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 		waitedAt = c.Node
 	}
 	c.Waiting = false
-	trail := make([]string, 0, 32)
+	// The nodes run, for the loop a failed turn names: the trace holds
+	// them unless a turn may run more nodes than it keeps.
+	var trail []string
+	keepTrail := max > maxTraceSteps
 	for steps := 0; ; steps++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -284,6 +287,12 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 			return fmt.Errorf("node %q: %w", id, ErrNoNode)
 		}
 		if steps >= max {
+			if !keepTrail {
+				trail = make([]string, 0, len(t.steps)+1)
+				for _, st := range t.steps {
+					trail = append(trail, st.Node)
+				}
+			}
 			c.Status = StatusFailed
 			c.Node = id
 			c.Error = fmt.Sprintf("turn ran more than %d nodes: %s", max, loopOf(append(trail, id)))
@@ -291,7 +300,7 @@ func (r *Runner) run(ctx context.Context, t *Turn, id string, resume bool) error
 			r.finish(ctx, t)
 			return nil
 		}
-		if len(trail) < 2*max {
+		if keepTrail && len(trail) < 2*max {
 			trail = append(trail, id)
 		}
 		t.Node = info

@@ -189,6 +189,13 @@ func TestStepLimitBoundary(t *testing.T) {
 	if want := "turn ran more than 100 nodes: no loop, ends ... -> n92 -> n93 -> n94 -> n95 -> n96 -> n97 -> n98 -> n99 -> n100 -> n101"; c.Node != "n101" || c.Error != want {
 		t.Errorf("101 nodes: node %s, error %q; want n101 and %q", c.Node, c.Error, want)
 	}
+	// More nodes than a turn's trace keeps (200): the error names the
+	// last ones all the same.
+	r.MaxSteps = 300
+	c, _ = start(t, r, load(t, chain(301)))
+	if want := "turn ran more than 300 nodes: no loop, ends ... -> n292 -> n293 -> n294 -> n295 -> n296 -> n297 -> n298 -> n299 -> n300 -> n301"; c.Node != "n301" || c.Error != want {
+		t.Errorf("301 nodes, MaxSteps 300: node %s, error %q; want n301 and %q", c.Node, c.Error, want)
+	}
 }
 
 const errorStory = `id: errs
