@@ -194,6 +194,12 @@ func (s *Store) EraseChat(ctx context.Context, c *engine.Chat, evs []store.Event
 		if err := it.Error(); err != nil {
 			return err
 		}
+		// The replies remembered for message ids hold answers (attributes,
+		// texts): forgotten, so a retry of one runs as a new message.
+		rp := replyPrefix(c.ID)
+		if err := b.DeleteRange(rp, upper(rp), nil); err != nil {
+			return err
+		}
 		return setAll(b, keys, vals)
 	}
 	if err := s.updateChatWith(ctx, c, nil, extra); err != nil {

@@ -17,8 +17,8 @@ type snap struct {
 	sizes []int        // BSON size of each window entry
 	// first is the seq of the window's first entry (Seq+1 when empty).
 	first int64
-	// replies are those of the revisions after Rev-MaxReplies, oldest
-	// first; the last keepBodies keep their bodies.
+	// replies are the message ids of the revisions after Rev-MaxReplies,
+	// oldest first (a repeated id reads its body from its revision).
 	replies []replyRef
 	// stale: a newer revision may exist; catch up before use.
 	stale     bool
@@ -28,13 +28,9 @@ type snap struct {
 }
 
 type replyRef struct {
-	id   string
-	rev  int64
-	body []byte
+	id  string
+	rev int64
 }
-
-// keepBodies is how many recent reply bodies a cached chat keeps.
-const keepBodies = 4
 
 // fresh returns a copy of sn that is neither stale nor in conflict.
 func (sn *snap) fresh() *snap {
@@ -93,11 +89,7 @@ func (sn *snap) apply(d turnDoc, z turnSizes) (*snap, error) {
 		replies = replies[1:]
 	}
 	if d.Reply != nil {
-		replies = append(slices.Clip(replies), replyRef{id: d.Reply.MessageID, rev: d.Rev, body: d.Reply.Body})
-		if k := len(replies) - keepBodies - 1; k >= 0 && replies[k].body != nil {
-			replies = slices.Clone(replies)
-			replies[k].body = nil
-		}
+		replies = append(slices.Clip(replies), replyRef{id: d.Reply.MessageID, rev: d.Rev})
 	}
 	next.replies = replies
 	next.measure()
@@ -131,7 +123,7 @@ func (sn *snap) measure() {
 		size += int64(n) + 64
 	}
 	for _, r := range sn.replies {
-		size += int64(len(r.id) + len(r.body) + 48)
+		size += int64(len(r.id) + 48)
 	}
 	sn.size = size
 }

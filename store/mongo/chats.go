@@ -472,7 +472,7 @@ func (s *Store) compact(ctx context.Context, id string, rev int64) error {
 
 // GetReply implements store.Store. The message id is looked up in the
 // cached chat's recent replies; only a repeated one costs a read (of its
-// revision), unless this process wrote it lately.
+// revision).
 func (s *Store) GetReply(ctx context.Context, chatID, messageID string) ([]byte, bool, error) {
 	sn, err := s.snapshot(ctx, chatID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -485,9 +485,9 @@ func (s *Store) GetReply(ctx context.Context, chatID, messageID string) ([]byte,
 	if !ok {
 		return nil, false, nil
 	}
-	if r.body != nil {
-		return r.body, true, nil
-	}
+	// A repeated id (rare) reads its revision even when this process
+	// holds the body: another server may have erased the chat's replies
+	// (DELETE /v1/contacts) since this one cached it.
 	var d turnDoc
 	err = s.turns.FindOne(ctx, bson.D{{Key: "_id", Value: revKey(chatID, r.rev)}, {Key: "chatId", Value: chatID}},
 		options.FindOne().SetProjection(bson.D{{Key: "reply", Value: 1}, {Key: "chatId", Value: 1}, {Key: "rev", Value: 1}})).Decode(&d)

@@ -71,14 +71,21 @@ func (s *Store) UpdateChatEvents(ctx context.Context, c *engine.Chat, reply *sto
 // chat is updated (with evs), then the entries are erased again (an
 // update racing with a background compaction on FerretDB, whose updates
 // are not atomic, may have restored some). An erasure cut short is
-// finished by repeating it. This process's cached chat is dropped; the
-// revision is marked erased, so other processes' caches read the chat anew.
+// finished by repeating it. The chat's remembered replies are dropped.
+// This process's cached chat is dropped; the revision is marked erased, so
+// other processes' caches read the chat anew.
 func (s *Store) EraseChat(ctx context.Context, c *engine.Chat, evs []store.Event) error {
 	if err := s.eraseEntries(ctx, c.ID); err != nil {
 		return fmt.Errorf("erase chat %q: %w", c.ID, err)
 	}
 	if err := s.updateChat(ctx, c, nil, evs, true); err != nil {
 		return fmt.Errorf("erase chat %q: %w", c.ID, err)
+	}
+	// The replies remembered for message ids hold answers (attributes,
+	// texts): forgotten, so a retry of one runs as a new message.
+	if _, err := s.turns.UpdateMany(ctx, append(chatRange(c.ID, 1, maxRev), bson.E{Key: "reply", Value: bson.D{{Key: "$exists", Value: true}}}),
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "reply", Value: ""}}}}); err != nil {
+		return fmt.Errorf("erase chat %q: replies: %w", c.ID, err)
 	}
 	s.cache.forget(c.ID)
 	if err := s.eraseEntries(ctx, c.ID); err != nil {

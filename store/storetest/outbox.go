@@ -185,8 +185,17 @@ func testErase(t *testing.T, s outboxStore) {
 	ctx := context.Background()
 	c := newChat("er1", "s", engine.StatusActive)
 	must(t, "create", s.CreateChatEvents(ctx, c, nil))
+	// A reply remembered for a message id holds the answer, personal
+	// data and all: erasure forgets it.
+	c.Seq++
+	c.Transcript = append(c.Transcript, engine.Entry{Seq: c.Seq, From: "user", Input: &engine.Input{Text: "my address is 1 Main St"}, Time: ms(time.Now())})
+	must(t, "turn with a reply", s.UpdateChatEvents(ctx, c, &store.Reply{MessageID: "m-secret", Body: []byte(`{"said":"my address is 1 Main St"}`)}, nil))
+	if _, ok, err := s.GetReply(ctx, c.ID, "m-secret"); err != nil || !ok {
+		t.Fatalf("reply before erasure: ok %v, %v", ok, err)
+	}
 	other := newChat("er2", "s", engine.StatusActive)
 	must(t, "create other", s.CreateChatEvents(ctx, other, nil))
+	must(t, "other's turn with a reply", s.UpdateChatEvents(ctx, other, &store.Reply{MessageID: "m-other", Body: []byte(`{}`)}, nil))
 	byUser, err := s.ListChats(ctx, store.ChatFilter{UserID: c.UserID})
 	must(t, "list by user", err)
 	if len(byUser) != 1 || byUser[0].ID != c.ID {
@@ -217,10 +226,16 @@ func testErase(t *testing.T, s outboxStore) {
 	if len(byUser) != 0 {
 		t.Errorf("%d chats still under the erased user", len(byUser))
 	}
+	if body, ok, err := s.GetReply(ctx, c.ID, "m-secret"); err != nil || ok {
+		t.Errorf("reply after erasure: %q, ok %v, %v; want none", body, ok, err)
+	}
 	kept, err := s.GetTranscript(ctx, other.ID, 0, 0)
 	must(t, "other transcript", err)
 	if kept[0].Input.Text != "hi" {
 		t.Errorf("another user's chat was erased")
+	}
+	if _, ok, err := s.GetReply(ctx, other.ID, "m-other"); err != nil || !ok {
+		t.Errorf("another chat's reply after erasure: ok %v, %v", ok, err)
 	}
 }
 
