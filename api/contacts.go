@@ -138,7 +138,8 @@ func (s *Server) putContact(c *fiber.Ctx) error {
 // external id, attributes and userAttributes, and every transcript entry's
 // text. It answers how many chats and entries it touched.
 func (s *Server) deleteContact(c *fiber.Ctx) error {
-	if _, err := s.outboxStore(); err != nil {
+	ob, err := s.outboxStore()
+	if err != nil {
 		return err
 	}
 	ctx, cancel := s.requestContext()
@@ -175,5 +176,29 @@ func (s *Server) deleteContact(c *fiber.Ctx) error {
 		entries += n
 		evs = nil
 	}
-	return c.JSON(fiber.Map{"userId": user, "chats": len(chats), "entries": entries})
+	streams := []string{"user:" + user}
+	for _, ch := range chats {
+		streams = append(streams, ch.ID)
+	}
+	deliveries, err := ob.EraseDeliveries(ctx, streams, eraseEvent)
+	if err != nil {
+		return fmt.Errorf("erase deliveries: %w", err)
+	}
+	return c.JSON(fiber.Map{"userId": user, "chats": len(chats), "entries": entries, "deliveries": deliveries})
+}
+
+// eraseEvent keeps of an erased user's event only what names things (its
+// chat, story, task, status, node) and says it was erased. contact.deleted
+// keeps its user id: its receivers need it to erase the user too.
+func eraseEvent(e *store.Event) {
+	if e.Name == evContactDeleted {
+		return
+	}
+	kept := map[string]any{"erased": true}
+	for _, k := range []string{"chatId", "storyId", "storyVersion", "taskId", "status", "node"} {
+		if v, ok := e.Data[k]; ok {
+			kept[k] = v
+		}
+	}
+	e.Data = kept
 }

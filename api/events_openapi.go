@@ -14,9 +14,10 @@ type agentMessageAnswer struct {
 }
 
 type erasedAnswer struct {
-	UserID  string `json:"userId"`
-	Chats   int    `json:"chats"`
-	Entries int    `json:"entries"`
+	UserID     string `json:"userId"`
+	Chats      int    `json:"chats"`
+	Entries    int    `json:"entries"`
+	Deliveries int    `json:"deliveries"`
 }
 
 type testEventAnswer struct {
@@ -49,7 +50,7 @@ func init() {
 		operation{Method: "PUT", Path: "/v1/contacts/:userId", Tag: "contacts", Summary: "Replace a user's userAttributes in each of their chats",
 			Request: putContactRequest{}, Example: map[string]any{"userAttributes": map[string]any{"default_name": "Ann"}},
 			Responses: ok200(contact{}), Errors: []int{400, 404, 413}},
-		operation{Method: "DELETE", Path: "/v1/contacts/:userId", Tag: "contacts", Summary: "Erase a user's personal data from their chats",
+		operation{Method: "DELETE", Path: "/v1/contacts/:userId", Tag: "contacts", Summary: "Erase a user's personal data from their chats and their events' stored deliveries",
 			Responses: ok200(erasedAnswer{}), Errors: []int{400, 404}},
 
 		operation{Method: "POST", Path: "/v1/event-webhooks", Tag: "events", Summary: "Subscribe a URL to events",

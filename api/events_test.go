@@ -253,8 +253,14 @@ func TestHandoffRoundTrip(t *testing.T) {
 	want(t, r, 200, "")
 	r = e.do("DELETE", "/v1/contacts/ann", nil)
 	want(t, r, 200, "")
-	if d := r.json(t); d["chats"] != float64(1) || d["entries"].(float64) < 6 {
+	if d := r.json(t); d["chats"] != float64(1) || d["entries"].(float64) < 6 || d["deliveries"].(float64) < float64(len(wantEvents)) {
 		t.Fatalf("erasure answer %s", r.body)
+	}
+	// The stored deliveries of her events keep only ids and a mark.
+	r = e.do("GET", "/v1/event-webhooks/"+subID+"/deliveries?limit=1000", nil)
+	want(t, r, 200, "")
+	if got := string(r.body); containsAny(got, "ann@", "my order is late", "Hi Ann", "\"A1\"") || !contains(got, `"erased":true`) {
+		t.Fatalf("deliveries after the erasure: %s", got)
 	}
 	r = e.do("GET", "/v1/contacts/ann", nil)
 	want(t, r, 404, "contact_not_found")

@@ -274,6 +274,12 @@ func (b *boundedStore) ListDeliveries(ctx context.Context, subID string, limit i
 	return ds, done(err)
 }
 
+// EraseDeliveries has the request's context only: it may read every
+// delivery (the embedded store) and must not stop half way.
+func (b *boundedStore) EraseDeliveries(ctx context.Context, streams []string, erase func(*store.Event)) (int, error) {
+	return b.out.EraseDeliveries(ctx, streams, erase)
+}
+
 var (
 	_ store.Store  = (*boundedStore)(nil)
 	_ store.Outbox = (*boundedStore)(nil)

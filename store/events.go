@@ -132,6 +132,11 @@ type Outbox interface {
 	// ListDeliveries returns a subscription's deliveries, newest first, at
 	// most limit.
 	ListDeliveries(ctx context.Context, subID string, limit int) ([]Delivery, error)
+	// EraseDeliveries runs erase on the event of every stored delivery
+	// whose event is of one of streams, whatever its status, and stores it;
+	// it returns how many it changed. SaveDelivery keeps a stored event as
+	// it is, so a delivery in flight meanwhile stays erased.
+	EraseDeliveries(ctx context.Context, streams []string, erase func(*Event)) (int, error)
 }
 
 // Erased replaces erased text.

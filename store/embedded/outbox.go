@@ -553,6 +553,7 @@ func (s *Store) SaveDelivery(ctx context.Context, owner string, d *store.Deliver
 		return err
 	}
 	d.UpdatedAt = now()
+	d.Event = old.Event // erased meanwhile, maybe (EraseDeliveries)
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := putDelivery(b, d, &old); err != nil {
@@ -610,4 +611,53 @@ func (s *Store) ListDeliveries(ctx context.Context, subID string, limit int) ([]
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// EraseDeliveries implements store.Outbox. It reads every delivery: the
+// embedded store keeps no index by stream (erasures are rare).
+func (s *Store) EraseDeliveries(ctx context.Context, streams []string, erase func(*store.Event)) (int, error) {
+	want := make(map[string]bool, len(streams))
+	for _, st := range streams {
+		want[st] = true
+	}
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	s.out.delivMu.Lock()
+	defer s.out.delivMu.Unlock()
+	p := append(key('d'), 0)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upper(p)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	b := s.db.NewBatch()
+	defer b.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		var d store.Delivery
+		if err := json.Unmarshal(it.Value(), &d); err != nil {
+			return 0, fmt.Errorf("erase deliveries: decode %q: %w", it.Key(), err)
+		}
+		if !want[d.Event.Stream] {
+			continue
+		}
+		erase(&d.Event)
+		data, err := json.Marshal(&d)
+		if err != nil {
+			return 0, err
+		}
+		if err := b.Set(slices.Clone(it.Key()), data, nil); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	if err := it.Error(); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, s.commit(b, pebble.Sync)
 }

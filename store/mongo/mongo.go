@@ -182,6 +182,11 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			Keys:    bson.D{{Key: "subscriptionId", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}},
 			Options: options.Index().SetName("subscriptionId_createdAt"),
 		}},
+		// EraseDeliveries: find({"event.stream": {$in}}).
+		{s.out.deliveries, mongo.IndexModel{
+			Keys:    bson.D{{Key: "event.stream", Value: 1}},
+			Options: options.Index().SetName("event_stream"),
+		}},
 		// ListConnections: find({storyId}).sort({_id: 1}).
 		{s.connections, mongo.IndexModel{
 			Keys:    bson.D{{Key: "storyId", Value: 1}},

@@ -398,7 +398,10 @@ func (s *Store) SaveDelivery(ctx context.Context, owner string, d *store.Deliver
 		}
 	}
 	d.UpdatedAt = now()
-	res, err := s.out.deliveries.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, d)
+	// The event stays as stored (erased meanwhile, maybe: EraseDeliveries).
+	res, err := s.out.deliveries.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: d.Status}, {Key: "attempts", Value: d.Attempts},
+			{Key: "nextAt", Value: d.NextAt}, {Key: "updatedAt", Value: d.UpdatedAt}}}})
 	if err != nil {
 		return fmt.Errorf("save delivery %q: %w", d.ID, err)
 	}
@@ -430,4 +433,29 @@ func (s *Store) ListDeliveries(ctx context.Context, subID string, limit int) ([]
 	}
 	var out []store.Delivery
 	return out, cur.All(ctx, &out)
+}
+
+// EraseDeliveries implements store.Outbox.
+func (s *Store) EraseDeliveries(ctx context.Context, streams []string, erase func(*store.Event)) (int, error) {
+	if len(streams) == 0 {
+		return 0, nil
+	}
+	// Index event.stream.
+	cur, err := s.out.deliveries.Find(ctx, bson.D{{Key: "event.stream", Value: bson.D{{Key: "$in", Value: streams}}}},
+		options.Find().SetProjection(bson.D{{Key: "event", Value: 1}}))
+	if err != nil {
+		return 0, fmt.Errorf("erase deliveries: %w", err)
+	}
+	var ds []store.Delivery
+	if err := cur.All(ctx, &ds); err != nil {
+		return 0, fmt.Errorf("erase deliveries: %w", err)
+	}
+	for i := range ds {
+		erase(&ds[i].Event)
+		if _, err := s.out.deliveries.UpdateOne(ctx, bson.D{{Key: "_id", Value: ds[i].ID}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "event", Value: ds[i].Event}}}}); err != nil {
+			return i, fmt.Errorf("erase delivery %q: %w", ds[i].ID, err)
+		}
+	}
+	return len(ds), nil
 }

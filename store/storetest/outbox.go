@@ -21,6 +21,7 @@ func RunOutbox(t *testing.T, fresh Fresh) {
 		{"EventLeases", testEventLeases},
 		{"Deliveries", testDeliveries},
 		{"Erase", testErase},
+		{"EraseDeliveries", testEraseDeliveries},
 		{"Task", testTask},
 	}
 	for _, tt := range tests {
@@ -236,6 +237,54 @@ func testErase(t *testing.T, s outboxStore) {
 	}
 	if _, ok, err := s.GetReply(ctx, other.ID, "m-other"); err != nil || !ok {
 		t.Errorf("another chat's reply after erasure: ok %v, %v", ok, err)
+	}
+}
+
+// testEraseDeliveries: EraseDeliveries rewrites the events of the given
+// streams' deliveries, whatever their status, and a worker that saves one
+// it claimed before does not bring the event back.
+func testEraseDeliveries(t *testing.T, s outboxStore) {
+	ctx := context.Background()
+	sub := store.Subscription{URL: "https://example.com/hook", Events: []string{"*"}}
+	must(t, "create subscription", s.CreateSubscription(ctx, &sub))
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var ds []store.Delivery
+	for i, stream := range []string{"c1", "user:ann", "c2", "c1"} {
+		e := store.NewEvent("x.e", stream, map[string]any{"chatId": stream, "email": "ann@example.com"})
+		ds = append(ds, store.Delivery{ID: store.DeliveryID(e.ID, sub.ID), SubscriptionID: sub.ID, Event: e,
+			Status: store.DeliveryPending, NextAt: now, CreatedAt: now.Add(time.Duration(i)), UpdatedAt: now})
+	}
+	ds[3].Status, ds[3].NextAt = store.DeliverySucceeded, time.Time{}
+	must(t, "add", s.AddDeliveries(ctx, ds))
+	claimed, err := s.ClaimDeliveries(ctx, "w1", now.Add(time.Second), now.Add(time.Minute), 10)
+	must(t, "claim", err)
+	if len(claimed) != 3 {
+		t.Fatalf("claimed %d deliveries, want 3", len(claimed))
+	}
+	n, err := s.EraseDeliveries(ctx, []string{"c1", "user:ann"}, func(e *store.Event) { e.Data = map[string]any{"erased": true} })
+	must(t, "erase deliveries", err)
+	if n != 3 {
+		t.Errorf("erased %d deliveries, want 3", n)
+	}
+	// A worker in flight saves the delivery it claimed before the erasure.
+	d := claimed[0]
+	d.Status = store.DeliverySucceeded
+	d.Attempts = append(d.Attempts, store.Attempt{Time: now, Status: 200})
+	must(t, "save claimed", s.SaveDelivery(ctx, "w1", &d))
+	for i, want := range []bool{true, true, false, true} {
+		got, err := s.GetDelivery(ctx, ds[i].ID)
+		must(t, "get", err)
+		if erased := got.Event.Data["email"] == nil && got.Event.Data["erased"] == true; erased != want {
+			t.Errorf("delivery %d (stream %s): data %v, erased %v, want %v", i, ds[i].Event.Stream, got.Event.Data, erased, want)
+		}
+		if got.Event.ID != ds[i].Event.ID || got.Event.Name != "x.e" {
+			t.Errorf("delivery %d: event %+v", i, got.Event)
+		}
+	}
+	got, err := s.GetDelivery(ctx, d.ID)
+	must(t, "get saved", err)
+	if got.Status != store.DeliverySucceeded || len(got.Attempts) != 1 {
+		t.Errorf("saved delivery: status %s, %d attempts", got.Status, len(got.Attempts))
 	}
 }
 
