@@ -274,6 +274,12 @@ func (b *boundedStore) ListDeliveries(ctx context.Context, subID string, limit i
 	return ds, done(err)
 }
 
+func (b *boundedStore) PruneDeliveries(ctx context.Context, before time.Time, limit int) (int, error) {
+	ctx, done := b.bound(ctx)
+	n, err := b.out.PruneDeliveries(ctx, before, limit)
+	return n, done(err)
+}
+
 // EraseDeliveries has the request's context only: it may read every
 // delivery (the embedded store) and must not stop half way.
 func (b *boundedStore) EraseDeliveries(ctx context.Context, streams []string, erase func(*store.Event)) (int, error) {

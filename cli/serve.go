@@ -64,6 +64,7 @@ type serveFlags struct {
 	logFormat       *string
 	corsOrigins     *string
 	sessionIdle     *time.Duration
+	retention       *time.Duration
 	rateSession     *int
 	rateIP          *int
 	rateWindow      *time.Duration
@@ -99,6 +100,7 @@ func defineServeFlags(fs *flag.FlagSet) *serveFlags {
 	o.logFormat = fs.String("log-format", "text", "log format: text or json")
 	o.corsOrigins = fs.String("cors-origins", "", "browser origins allowed on the widget route, comma-separated (https://shop.example.com, or *)")
 	o.sessionIdle = fs.Duration("session-idle", api.DefaultSessionIdle, "how long a widget or platform session keeps its chat without a message")
+	o.retention = fs.Duration("delivery-retention", events.DefaultRetention, "how long a finished event delivery (succeeded or failed) is kept, from its last attempt; 0 keeps them for good")
 	o.rateSession = fs.Int("rate-session", api.DefaultSessionRate, "widget requests allowed per session and --rate-window (-1: no limit)")
 	o.rateIP = fs.Int("rate-ip", api.DefaultIPRate, "widget requests allowed per client IP and --rate-window (-1: no limit)")
 	o.rateWindow = fs.Duration("rate-window", api.DefaultRateWindow, "the window of the widget rate limits")
@@ -120,6 +122,9 @@ func (o *serveFlags) check() (env []string, syncEvery time.Duration, err error) 
 	}
 	if *o.storeTimeout <= 0 {
 		return nil, 0, errors.New("--store-timeout must be above 0")
+	}
+	if *o.retention < 0 {
+		return nil, 0, errors.New("--delivery-retention must be 0 (keep for good) or more")
 	}
 	return env, syncEvery, nil
 }
@@ -179,7 +184,11 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
 	hooks := webhook.NewClient(webhook.Options{AllowPrivate: *o.allowPrivate, Logger: log,
 		MaxInFlight: orNone(*o.maxInFlight), BreakerFailures: orNone(*o.breakerFailures)})
 	defer hooks.Close()
-	worker, stopWorker := startEvents(st, hooks, log)
+	retention := *o.retention
+	if retention == 0 {
+		retention = -1 // for good
+	}
+	worker, stopWorker := startEvents(st, hooks, retention, log)
 	defer stopWorker()
 	srv, err := api.New(api.Config{
 		Store: st, StoreTimeout: *o.storeTimeout, Token: *o.token, AllowPrivateWebhooks: *o.allowPrivate, MaxSteps: *o.maxSteps, Logger: log,
@@ -319,13 +328,13 @@ func orNone(n int) int {
 
 // startEvents runs the event delivery worker when the store keeps events;
 // stop ends it and waits for it.
-func startEvents(st store.Store, hooks *webhook.Client, log *slog.Logger) (w *events.Worker, stop func()) {
+func startEvents(st store.Store, hooks *webhook.Client, retention time.Duration, log *slog.Logger) (w *events.Worker, stop func()) {
 	ob, ok := st.(store.Outbox)
 	if !ok {
 		log.Warn("events: this store keeps no events; emit, hand-off and conversation events are not delivered")
 		return nil, func() {}
 	}
-	w = events.New(events.Options{Store: ob, HTTP: hooks.HTTP(), Logger: log})
+	w = events.New(events.Options{Store: ob, HTTP: hooks.HTTP(), Retention: retention, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

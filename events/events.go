@@ -39,7 +39,12 @@ const (
 	DefaultLease       = 30 * time.Second
 	DefaultPoll        = 250 * time.Millisecond
 	DefaultParallel    = 16
+	DefaultRetention   = 7 * 24 * time.Hour
 	batch              = 256
+	// pruneEvery is how often finished deliveries past the retention are
+	// removed; pruneBatch how many a store call removes.
+	pruneEvery = time.Hour
+	pruneBatch = 1000
 	// maxAnswer is how much of a receiver's answer is read (and dropped).
 	maxAnswer = 64 << 10
 )
@@ -73,6 +78,10 @@ type Options struct {
 	Poll time.Duration
 	// Parallel bounds the requests in flight (default 16).
 	Parallel int
+	// Retention is how long a finished delivery (succeeded or failed) is
+	// kept, from its last attempt (default 7 days; negative: for good).
+	// The worker removes older ones at its start and about once an hour.
+	Retention time.Duration
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -111,6 +120,9 @@ func New(o Options) *Worker {
 	if o.Parallel <= 0 {
 		o.Parallel = DefaultParallel
 	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -137,12 +149,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer t.Stop()
 	var failing int        // steps failed in a row
 	var loggedAt time.Time // when the last failure was logged
+	var prunedAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		case <-w.wake:
+		}
+		if w.o.Retention > 0 && time.Since(prunedAt) >= pruneEvery {
+			prunedAt = time.Now()
+			w.prune(ctx)
 		}
 		busy, err := w.Step(ctx)
 		switch {
@@ -168,6 +185,28 @@ func (w *Worker) Run(ctx context.Context) error {
 		} else {
 			t.Reset(w.o.Poll)
 		}
+	}
+}
+
+// prune removes the finished deliveries older than the retention.
+func (w *Worker) prune(ctx context.Context) {
+	before := w.o.Now().Add(-w.o.Retention)
+	total := 0
+	for ctx.Err() == nil {
+		n, err := w.o.Store.PruneDeliveries(ctx, before, pruneBatch)
+		total += n
+		if err != nil {
+			if ctx.Err() == nil {
+				w.o.Logger.Warn("events: prune deliveries", "err", err)
+			}
+			break
+		}
+		if n < pruneBatch {
+			break
+		}
+	}
+	if total > 0 {
+		w.o.Logger.Info("events: pruned deliveries", "count", total, "before", before)
 	}
 }
 

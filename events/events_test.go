@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -247,4 +248,42 @@ func TestPrivateAddressRefused(t *testing.T) {
 		t.Fatalf("attempt %+v, want refused", a)
 	}
 	t.Log(a.Error)
+}
+
+// TestPrunesFinishedDeliveries: a worker removes the finished deliveries
+// older than its retention when it starts, and keeps younger ones.
+func TestPrunesFinishedDeliveries(t *testing.T) {
+	st := open(t)
+	srv := httptest.NewServer(&receiver{})
+	defer srv.Close()
+	ctx := context.Background()
+	sub := store.Subscription{URL: srv.URL, Events: []string{"*"}}
+	if err := st.CreateSubscription(ctx, &sub); err != nil {
+		t.Fatal(err)
+	}
+	ev := store.NewEvent("order.requested", "chat1", nil)
+	if err := st.AppendEvents(ctx, []store.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	id := store.DeliveryID(ev.ID, sub.ID)
+	succeeded := func() bool {
+		d, err := st.GetDelivery(ctx, id)
+		return err == nil && d.Status == store.DeliverySucceeded
+	}
+	// The default retention keeps it.
+	waitFor(t, worker(st, events.Options{}), 10*time.Second, succeeded)
+	waitFor(t, worker(st, events.Options{}), 10*time.Second, func() bool { return true })
+	if !succeeded() {
+		t.Fatal("a delivery of a moment ago was pruned")
+	}
+	// A worker whose clock is a day ahead, with a retention of an hour,
+	// prunes it.
+	late := worker(st, events.Options{Retention: time.Hour, Now: func() time.Time { return time.Now().Add(24 * time.Hour) }})
+	waitFor(t, late, 10*time.Second, func() bool {
+		_, err := st.GetDelivery(ctx, id)
+		return errors.Is(err, store.ErrNotFound)
+	})
+	if list, err := st.ListDeliveries(ctx, sub.ID, 10); err != nil || len(list) != 0 {
+		t.Errorf("%d deliveries listed after the prune (%v)", len(list), err)
+	}
 }

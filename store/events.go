@@ -137,6 +137,9 @@ type Outbox interface {
 	// it returns how many it changed. SaveDelivery keeps a stored event as
 	// it is, so a delivery in flight meanwhile stays erased.
 	EraseDeliveries(ctx context.Context, streams []string, erase func(*Event)) (int, error)
+	// PruneDeliveries removes up to max finished deliveries (succeeded or
+	// failed) last updated before before, oldest first; it returns how many.
+	PruneDeliveries(ctx context.Context, before time.Time, max int) (int, error)
 }
 
 // Erased replaces erased text.

@@ -395,7 +395,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 	for _, did := range ids {
 		d, err := s.delivery(did)
 		if err == nil {
-			_ = b.Delete(queueKey(&d), nil)
+			_ = b.Delete(indexKey(&d), nil)
 		}
 		_ = b.Delete(key('d', did), nil)
 	}
@@ -435,6 +435,19 @@ func queueKey(d *store.Delivery) []byte {
 	return append(append(k, 0), d.ID...)
 }
 
+// doneKey indexes a finished delivery by when it was last updated
+// (PruneDeliveries).
+func doneKey(d *store.Delivery) []byte {
+	k := binary.BigEndian.AppendUint64(append(key('f'), 0), uint64(max(0, d.UpdatedAt.UnixNano())))
+	return append(append(k, 0), d.ID...)
+}
+
+// subKey indexes a delivery by its subscription (ListDeliveries,
+// DeleteSubscription).
+func subKey(d *store.Delivery) []byte {
+	return append(append(key('x', d.SubscriptionID), 0), d.ID...)
+}
+
 func (s *Store) delivery(id string) (store.Delivery, error) {
 	var d store.Delivery
 	v, err := get(s.db, key('d', id))
@@ -453,20 +466,27 @@ func putDelivery(b *pebble.Batch, d, old *store.Delivery) error {
 	if err != nil {
 		return err
 	}
-	if old != nil && old.Status == store.DeliveryPending {
-		if err := b.Delete(queueKey(old), nil); err != nil {
+	if old != nil {
+		if err := b.Delete(indexKey(old), nil); err != nil {
 			return err
 		}
 	}
-	if d.Status == store.DeliveryPending {
-		if err := b.Set(queueKey(d), nil, nil); err != nil {
-			return err
-		}
+	if err := b.Set(indexKey(d), nil, nil); err != nil {
+		return err
 	}
-	if err := b.Set(append(append(key('x', d.SubscriptionID), 0), d.ID...), nil, nil); err != nil {
+	if err := b.Set(subKey(d), nil, nil); err != nil {
 		return err
 	}
 	return b.Set(key('d', d.ID), data, nil)
+}
+
+// indexKey is d's key in the due queue while pending, else in the
+// finished index.
+func indexKey(d *store.Delivery) []byte {
+	if d.Status == store.DeliveryPending {
+		return queueKey(d)
+	}
+	return doneKey(d)
 }
 
 // AddDeliveries implements store.Outbox.
@@ -660,4 +680,43 @@ func (s *Store) EraseDeliveries(ctx context.Context, streams []string, erase fun
 		return 0, nil
 	}
 	return n, s.commit(b, pebble.Sync)
+}
+
+// PruneDeliveries implements store.Outbox.
+func (s *Store) PruneDeliveries(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	s.out.delivMu.Lock()
+	defer s.out.delivMu.Unlock()
+	p := append(key('f'), 0)
+	hi := binary.BigEndian.AppendUint64(slices.Clone(p), uint64(max(0, before.UnixNano())))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: hi})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	b := s.db.NewBatch()
+	defer b.Close()
+	n := 0
+	for ok := it.First(); ok && n < limit; ok = it.Next() {
+		id := string(it.Key()[len(p)+9:])
+		if err := b.Delete(slices.Clone(it.Key()), nil); err != nil {
+			return 0, err
+		}
+		if d, err := s.delivery(id); err == nil {
+			if err := b.Delete(subKey(&d), nil); err != nil {
+				return 0, err
+			}
+		}
+		if err := b.Delete(key('d', id), nil); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	if err := it.Error(); err != nil || n == 0 {
+		return 0, err
+	}
+	return n, s.commit(b, pebble.NoSync)
 }

@@ -182,6 +182,11 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			Keys:    bson.D{{Key: "subscriptionId", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}},
 			Options: options.Index().SetName("subscriptionId_createdAt"),
 		}},
+		// PruneDeliveries: find({status: {$in: [succeeded, failed]}, updatedAt: {$lt}}).sort({updatedAt: 1}).
+		{s.out.deliveries, mongo.IndexModel{
+			Keys:    bson.D{{Key: "status", Value: 1}, {Key: "updatedAt", Value: 1}},
+			Options: options.Index().SetName("status_updatedAt"),
+		}},
 		// EraseDeliveries: find({"event.stream": {$in}}).
 		{s.out.deliveries, mongo.IndexModel{
 			Keys:    bson.D{{Key: "event.stream", Value: 1}},

@@ -155,7 +155,7 @@ func TestIndexes(t *testing.T) {
 		"turns":       {"chatId_seq", "head_chatId_rev", "head_storyId_chatId_rev", "head_userId_chatId_rev", "outbox_outboxAt"},
 		"connections": {"storyId"},
 		"outbox":      {"outbox_outboxAt"},
-		"deliveries":  {"event_stream", "status_order", "subscriptionId_createdAt"},
+		"deliveries":  {"event_stream", "status_order", "status_updatedAt", "subscriptionId_createdAt"},
 	}
 	for coll, names := range want {
 		specs, err := c.Database(name).Collection(coll).Indexes().ListSpecifications(ctx)

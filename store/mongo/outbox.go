@@ -459,3 +459,34 @@ func (s *Store) EraseDeliveries(ctx context.Context, streams []string, erase fun
 	}
 	return len(ds), nil
 }
+
+// PruneDeliveries implements store.Outbox.
+func (s *Store) PruneDeliveries(ctx context.Context, before time.Time, limit int) (int, error) {
+	// Index status_updatedAt.
+	cur, err := s.out.deliveries.Find(ctx, bson.D{
+		{Key: "status", Value: bson.D{{Key: "$in", Value: []store.DeliveryStatus{store.DeliverySucceeded, store.DeliveryFailed}}}},
+		{Key: "updatedAt", Value: bson.D{{Key: "$lt", Value: before}}}},
+		options.Find().SetSort(bson.D{{Key: "updatedAt", Value: 1}}).SetLimit(int64(limit)).SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	var ids []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &ids); err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	list := make([]string, len(ids))
+	for i := range ids {
+		list[i] = ids[i].ID
+	}
+	res, err := s.out.deliveries.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: list}}},
+		{Key: "status", Value: bson.D{{Key: "$ne", Value: store.DeliveryPending}}}})
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	return int(res.DeletedCount), nil
+}

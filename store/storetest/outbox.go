@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ func RunOutbox(t *testing.T, fresh Fresh) {
 		{"Deliveries", testDeliveries},
 		{"Erase", testErase},
 		{"EraseDeliveries", testEraseDeliveries},
+		{"PruneDeliveries", testPruneDeliveries},
 		{"Task", testTask},
 	}
 	for _, tt := range tests {
@@ -286,6 +288,77 @@ func testEraseDeliveries(t *testing.T, s outboxStore) {
 	if got.Status != store.DeliverySucceeded || len(got.Attempts) != 1 {
 		t.Errorf("saved delivery: status %s, %d attempts", got.Status, len(got.Attempts))
 	}
+}
+
+// testPruneDeliveries: PruneDeliveries removes finished deliveries last
+// updated before a time, oldest first, up to a number, and nothing pending.
+func testPruneDeliveries(t *testing.T, s outboxStore) {
+	ctx := context.Background()
+	sub := store.Subscription{URL: "https://example.com/hook", Events: []string{"*"}}
+	must(t, "create subscription", s.CreateSubscription(ctx, &sub))
+	t0 := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)
+	status := []store.DeliveryStatus{store.DeliverySucceeded, store.DeliveryFailed, store.DeliveryPending, store.DeliverySucceeded, store.DeliverySucceeded}
+	var ds []store.Delivery
+	for i, st := range status {
+		e := store.NewEvent("x.e", "c1", nil)
+		at := t0.Add(time.Duration(i) * time.Minute)
+		d := store.Delivery{ID: store.DeliveryID(e.ID, sub.ID), SubscriptionID: sub.ID, Event: e,
+			Status: st, CreatedAt: at, UpdatedAt: at}
+		if st == store.DeliveryPending {
+			d.NextAt = at
+		}
+		ds = append(ds, d)
+	}
+	must(t, "add", s.AddDeliveries(ctx, ds))
+	// Before t0+3m: deliveries 0 and 1 are finished, 2 is pending.
+	n, err := s.PruneDeliveries(ctx, t0.Add(3*time.Minute), 1)
+	must(t, "prune one", err)
+	if n != 1 {
+		t.Fatalf("pruned %d, want 1", n)
+	}
+	if _, err := s.GetDelivery(ctx, ds[0].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the oldest finished delivery is still there: %v", err)
+	}
+	n, err = s.PruneDeliveries(ctx, t0.Add(3*time.Minute), 100)
+	must(t, "prune", err)
+	if n != 1 {
+		t.Fatalf("pruned %d, want 1 (the failed one)", n)
+	}
+	list, err := s.ListDeliveries(ctx, sub.ID, 100)
+	must(t, "list", err)
+	if len(list) != 3 {
+		t.Fatalf("%d deliveries left, want 3", len(list))
+	}
+	for _, d := range list {
+		if d.ID == ds[0].ID || d.ID == ds[1].ID {
+			t.Errorf("pruned delivery %s still listed", d.ID)
+		}
+	}
+	// A pending delivery is never pruned; once saved finished, it is by
+	// when it was saved (now).
+	claimed, err := s.ClaimDeliveries(ctx, "w1", time.Now(), time.Now().Add(time.Minute), 10)
+	must(t, "claim", err)
+	if len(claimed) != 1 || claimed[0].ID != ds[2].ID {
+		t.Fatalf("claimed %d deliveries", len(claimed))
+	}
+	n, err = s.PruneDeliveries(ctx, time.Now().Add(-time.Second), 100)
+	must(t, "prune the rest before now", err)
+	if n != 2 {
+		t.Errorf("pruned %d, want 2", n)
+	}
+	d := claimed[0]
+	d.Status = store.DeliverySucceeded
+	must(t, "save", s.SaveDelivery(ctx, "w1", &d))
+	if n, err := s.PruneDeliveries(ctx, t0.Add(time.Hour-time.Second), 100); err != nil || n != 0 {
+		t.Errorf("pruned %d (%v) before the delivery was saved, want 0", n, err)
+	}
+	if n, err := s.PruneDeliveries(ctx, time.Now().Add(time.Second), 100); err != nil || n != 1 {
+		t.Errorf("pruned %d (%v) after it was saved, want 1", n, err)
+	}
+	if list, err := s.ListDeliveries(ctx, sub.ID, 100); err != nil || len(list) != 0 {
+		t.Errorf("%d deliveries left (%v)", len(list), err)
+	}
+	must(t, "delete subscription", s.DeleteSubscription(ctx, sub.ID))
 }
 
 // testTask: a chat's task is stored with it.
