@@ -396,6 +396,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 		d, err := s.delivery(did)
 		if err == nil {
 			_ = b.Delete(indexKey(&d), nil)
+			_ = b.Delete(streamKey(&d), nil)
 		}
 		_ = b.Delete(key('d', did), nil)
 	}
@@ -448,6 +449,11 @@ func subKey(d *store.Delivery) []byte {
 	return append(append(key('x', d.SubscriptionID), 0), d.ID...)
 }
 
+// streamKey indexes a delivery by its event's stream (EraseDeliveries).
+func streamKey(d *store.Delivery) []byte {
+	return append(append(key('y', d.Event.Stream), 0), d.ID...)
+}
+
 func (s *Store) delivery(id string) (store.Delivery, error) {
 	var d store.Delivery
 	v, err := get(s.db, key('d', id))
@@ -475,6 +481,9 @@ func putDelivery(b *pebble.Batch, d, old *store.Delivery) error {
 		return err
 	}
 	if err := b.Set(subKey(d), nil, nil); err != nil {
+		return err
+	}
+	if err := b.Set(streamKey(d), nil, nil); err != nil {
 		return err
 	}
 	return b.Set(key('d', d.ID), data, nil)
@@ -633,12 +642,18 @@ func (s *Store) ListDeliveries(ctx context.Context, subID string, limit int) ([]
 	return out, nil
 }
 
-// EraseDeliveries implements store.Outbox. It reads every delivery: the
-// embedded store keeps no index by stream (erasures are rare).
+// EraseDeliveries implements store.Outbox: the deliveries of each stream
+// are found through their index (streamKey).
 func (s *Store) EraseDeliveries(ctx context.Context, streams []string, erase func(*store.Event)) (int, error) {
-	want := make(map[string]bool, len(streams))
+	var ids []string
 	for _, st := range streams {
-		want[st] = true
+		p := append(key('y', st), 0)
+		if err := s.scan(p, func(k, _ []byte) (bool, error) {
+			ids = append(ids, string(k[len(p):]))
+			return true, nil
+		}); err != nil {
+			return 0, err
+		}
 	}
 	if err := s.enter(); err != nil {
 		return 0, err
@@ -646,35 +661,26 @@ func (s *Store) EraseDeliveries(ctx context.Context, streams []string, erase fun
 	defer s.leave()
 	s.out.delivMu.Lock()
 	defer s.out.delivMu.Unlock()
-	p := append(key('d'), 0)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upper(p)})
-	if err != nil {
-		return 0, err
-	}
-	defer it.Close()
 	b := s.db.NewBatch()
 	defer b.Close()
 	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		var d store.Delivery
-		if err := json.Unmarshal(it.Value(), &d); err != nil {
-			return 0, fmt.Errorf("erase deliveries: decode %q: %w", it.Key(), err)
+	for _, id := range ids {
+		d, err := s.delivery(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // pruned meanwhile
 		}
-		if !want[d.Event.Stream] {
-			continue
+		if err != nil {
+			return 0, fmt.Errorf("erase deliveries: %w", err)
 		}
 		erase(&d.Event)
 		data, err := json.Marshal(&d)
 		if err != nil {
 			return 0, err
 		}
-		if err := b.Set(slices.Clone(it.Key()), data, nil); err != nil {
+		if err := b.Set(key('d', id), data, nil); err != nil {
 			return 0, err
 		}
 		n++
-	}
-	if err := it.Error(); err != nil {
-		return 0, err
 	}
 	if n == 0 {
 		return 0, nil
@@ -707,6 +713,9 @@ func (s *Store) PruneDeliveries(ctx context.Context, before time.Time, limit int
 		}
 		if d, err := s.delivery(id); err == nil {
 			if err := b.Delete(subKey(&d), nil); err != nil {
+				return 0, err
+			}
+			if err := b.Delete(streamKey(&d), nil); err != nil {
 				return 0, err
 			}
 		}
