@@ -124,7 +124,7 @@ func (o *serveFlags) check() (env []string, syncEvery time.Duration, err error) 
 		return nil, 0, errors.New("--store-timeout must be above 0")
 	}
 	if *o.retention < 0 {
-		return nil, 0, errors.New("--delivery-retention must be 0 (keep for good) or more")
+		return nil, 0, fmt.Errorf("--delivery-retention: %s is below 0 (0 keeps deliveries for good)", *o.retention)
 	}
 	return env, syncEvery, nil
 }

@@ -134,8 +134,9 @@ type Outbox interface {
 	ListDeliveries(ctx context.Context, subID string, limit int) ([]Delivery, error)
 	// EraseDeliveries runs erase on the event of every stored delivery
 	// whose event is of one of streams, whatever its status, and stores it;
-	// it returns how many it changed. SaveDelivery keeps a stored event as
-	// it is, so a delivery in flight meanwhile stays erased.
+	// it returns how many it rewrote. It need not be atomic: one cut short
+	// is finished by repeating it. SaveDelivery keeps a stored event as it
+	// is, so a delivery in flight meanwhile stays erased.
 	EraseDeliveries(ctx context.Context, streams []string, erase func(*Event)) (int, error)
 	// PruneDeliveries removes up to max finished deliveries (succeeded or
 	// failed) last updated before before, oldest first; it returns how many.

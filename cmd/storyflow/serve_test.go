@@ -380,7 +380,7 @@ func TestServeFlags(t *testing.T) {
 		t.Fatalf("bad log level: %d %s", r.code, r.stderr)
 	}
 	for _, args := range [][]string{
-		{"--sync", "sometimes"}, {"--sync", "0s"}, {"--sync", "-5ms"},
+		{"--sync", "sometimes"}, {"--sync", "0s"}, {"--sync", "-5ms"}, {"--delivery-retention", "-1h0m0s"},
 		{"--cache-bytes", "0"}, {"--cache-bytes", "64MB"}, {"--cache-bytes", "-1"}, {"--cache-bytes", "99999999999GiB"},
 	} {
 		r = run(t, "", append([]string{"serve", "--data", t.TempDir()}, args...)...)

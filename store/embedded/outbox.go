@@ -661,31 +661,42 @@ func (s *Store) EraseDeliveries(ctx context.Context, streams []string, erase fun
 	defer s.leave()
 	s.out.delivMu.Lock()
 	defer s.out.delivMu.Unlock()
-	b := s.db.NewBatch()
-	defer b.Close()
+	// Written eraseBatch at a time, so that a user with many deliveries
+	// does not make one batch of them all; an erasure cut short is
+	// finished by repeating it.
+	const eraseBatch = 500
 	n := 0
-	for _, id := range ids {
-		d, err := s.delivery(id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // pruned meanwhile
+	for len(ids) > 0 {
+		chunk := ids[:min(eraseBatch, len(ids))]
+		ids = ids[len(chunk):]
+		b := s.db.NewBatch()
+		k := 0
+		for _, id := range chunk {
+			d, err := s.delivery(id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // pruned meanwhile
+			}
+			if err == nil {
+				erase(&d.Event)
+				var data []byte
+				if data, err = json.Marshal(&d); err == nil {
+					err = b.Set(key('d', id), data, nil)
+				}
+			}
+			if err != nil {
+				b.Close()
+				return n, fmt.Errorf("erase deliveries: %w", err)
+			}
+			k++
 		}
+		err := s.commit(b, pebble.Sync)
+		b.Close()
 		if err != nil {
-			return 0, fmt.Errorf("erase deliveries: %w", err)
+			return n, fmt.Errorf("erase deliveries: %w", err)
 		}
-		erase(&d.Event)
-		data, err := json.Marshal(&d)
-		if err != nil {
-			return 0, err
-		}
-		if err := b.Set(key('d', id), data, nil); err != nil {
-			return 0, err
-		}
-		n++
+		n += k
 	}
-	if n == 0 {
-		return 0, nil
-	}
-	return n, s.commit(b, pebble.Sync)
+	return n, nil
 }
 
 // PruneDeliveries implements store.Outbox.

@@ -446,18 +446,26 @@ func (s *Store) EraseDeliveries(ctx context.Context, streams []string, erase fun
 	if err != nil {
 		return 0, fmt.Errorf("erase deliveries: %w", err)
 	}
-	var ds []store.Delivery
-	if err := cur.All(ctx, &ds); err != nil {
-		return 0, fmt.Errorf("erase deliveries: %w", err)
-	}
-	for i := range ds {
-		erase(&ds[i].Event)
-		if _, err := s.out.deliveries.UpdateOne(ctx, bson.D{{Key: "_id", Value: ds[i].ID}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "event", Value: ds[i].Event}}}}); err != nil {
-			return i, fmt.Errorf("erase delivery %q: %w", ds[i].ID, err)
+	defer cur.Close(ctx)
+	// One delivery at a time off the cursor: a user's deliveries are not
+	// all held at once.
+	n := 0
+	for cur.Next(ctx) {
+		var d store.Delivery
+		if err := cur.Decode(&d); err != nil {
+			return n, fmt.Errorf("erase deliveries: %w", err)
 		}
+		erase(&d.Event)
+		if _, err := s.out.deliveries.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "event", Value: d.Event}}}}); err != nil {
+			return n, fmt.Errorf("erase delivery %q: %w", d.ID, err)
+		}
+		n++
 	}
-	return len(ds), nil
+	if err := cur.Err(); err != nil {
+		return n, fmt.Errorf("erase deliveries: %w", err)
+	}
+	return n, nil
 }
 
 // PruneDeliveries implements store.Outbox.

@@ -258,6 +258,14 @@ func testEraseDeliveries(t *testing.T, s outboxStore) {
 	}
 	ds[3].Status, ds[3].NextAt = store.DeliverySucceeded, time.Time{}
 	must(t, "add", s.AddDeliveries(ctx, ds))
+	// More of one stream than a store may write in one batch.
+	var many []store.Delivery
+	for i := range 520 {
+		e := store.NewEvent("x.many", "c1", map[string]any{"email": "ann@example.com"})
+		many = append(many, store.Delivery{ID: store.DeliveryID(e.ID, sub.ID), SubscriptionID: sub.ID, Event: e,
+			Status: store.DeliverySucceeded, CreatedAt: now.Add(time.Duration(10 + i)), UpdatedAt: now})
+	}
+	must(t, "add many", s.AddDeliveries(ctx, many))
 	claimed, err := s.ClaimDeliveries(ctx, "w1", now.Add(time.Second), now.Add(time.Minute), 10)
 	must(t, "claim", err)
 	if len(claimed) != 3 {
@@ -265,8 +273,13 @@ func testEraseDeliveries(t *testing.T, s outboxStore) {
 	}
 	n, err := s.EraseDeliveries(ctx, []string{"c1", "user:ann"}, func(e *store.Event) { e.Data = map[string]any{"erased": true} })
 	must(t, "erase deliveries", err)
-	if n != 3 {
-		t.Errorf("erased %d deliveries, want 3", n)
+	if n != 3+len(many) {
+		t.Errorf("erased %d deliveries, want %d", n, 3+len(many))
+	}
+	for _, i := range []int{0, 499, 500, 519} {
+		if got, err := s.GetDelivery(ctx, many[i].ID); err != nil || got.Event.Data["email"] != nil {
+			t.Errorf("delivery %d of many: %v, %v", i, got.Event.Data, err)
+		}
 	}
 	// A worker in flight saves the delivery it claimed before the erasure.
 	d := claimed[0]
