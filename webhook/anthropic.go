@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"bytes"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -20,7 +19,7 @@ const AnthropicVersion = "2023-06-01"
 var anthropicWire = &wire{
 	timeout:  60 * time.Second,
 	endpoint: anthropicEndpoint,
-	auth:     func(h http.Header, token string) { h["X-Api-Key"] = []string{token} },
+	auth:     func(token string) (string, string) { return "X-Api-Key", token },
 	headers:  map[string]string{"Anthropic-Version": AnthropicVersion},
 	retry:    retrySDK,
 }

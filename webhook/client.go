@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
 
 	"github.com/storyflow/storyflow/engine"
 )
@@ -118,11 +119,14 @@ func FailureKind(err error) string {
 	return "network"
 }
 
-// Client calls webhooks. It holds one http.Client whose transport keeps
-// connections alive and dials through the outbound address guard. It is safe
-// for concurrent use; share one.
+// Client calls webhooks. It holds one fasthttp client for the calls and one
+// http.Client for other requests (HTTP); both keep connections alive and
+// dial through the outbound address guard. It is safe for concurrent use;
+// share one.
 type Client struct {
-	http *http.Client
+	fast         *fasthttp.Client
+	maxRedirects int
+	http         *http.Client
 	// verify sends verification GETs: it follows no redirect, so the
 	// token in the URL goes nowhere else.
 	verify  *http.Client
@@ -172,6 +176,7 @@ func NewClient(o Options) *Client {
 	if !o.AllowPrivate {
 		d.net.Control = g.control
 	}
+	fast := newFastClient(d, o)
 	tr := &http.Transport{
 		Proxy:                  nil, // a proxy would dial around the guard
 		DialContext:            d.DialContext,
@@ -192,6 +197,7 @@ func NewClient(o Options) *Client {
 	}
 	c := &Client{
 		maxBody: o.MaxBody, backoff: o.Backoff, now: o.Now, tagConn: o.Transport != nil, limits: newLimits(o), obs: o.Observer,
+		fast: fast, maxRedirects: maxRedirects,
 		http: &http.Client{
 			Transport: rt,
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -231,7 +237,10 @@ func stripRedirect(req, first *http.Request) {
 }
 
 // Close closes idle connections.
-func (c *Client) Close() { c.http.CloseIdleConnections() }
+func (c *Client) Close() {
+	c.fast.CloseIdleConnections()
+	c.http.CloseIdleConnections()
+}
 
 // Error is a failed call. Its message is a one-line reason for designers
 // ("Request failed with status code 404").
@@ -387,68 +396,67 @@ func answerError(status int, err error) *Error {
 	return e
 }
 
-// attempt makes one request and reads its answer into out.
+// attempt makes one request, following redirects, and reads its answer
+// into out.
 func (c *Client) attempt(ctx context.Context, conn *Connection, w *wire, r *Request, target string, timeout time.Duration, body []byte, out *bytes.Buffer) (int, *Error) {
-	actx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	rctx := actx
-	if c.tagConn {
-		rctx = context.WithValue(actx, connKey{}, conn)
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
 	}
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, target, bytes.NewReader(body))
-	if err != nil {
-		return 0, &Error{Reason: "Invalid URL: " + oneLine(unwrapURLError(err).Error()), Err: err}
-	}
-	h := req.Header
-	h["Content-Type"] = jsonType
-	h["Accept"] = jsonType
-	h["User-Agent"] = userAgent
-	h[HeaderMessageID] = []string{r.MessageID}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(target)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.SetUserAgent(userAgent[0])
+	req.Header.Set(HeaderMessageID, r.MessageID)
 	for k, v := range w.headers {
-		h[k] = []string{v}
+		req.Header.Set(k, v)
 	}
 	for k, v := range conn.Headers {
-		h.Set(k, v)
+		req.Header.Set(k, v)
 	}
 	if conn.Auth != nil {
-		req.SetBasicAuth(conn.Auth.Username, conn.Auth.Password)
+		req.Header.Set("Authorization", basicAuth(conn.Auth.Username, conn.Auth.Password))
 	}
 	if conn.Token != "" {
 		if w.auth != nil {
-			w.auth(h, conn.Token)
+			req.Header.Set(w.auth(conn.Token))
 		}
 		if w.sign {
 			ts := strconv.FormatInt(c.now().Unix(), 10)
-			h[HeaderTimestamp] = []string{ts}
-			h[HeaderSignature] = []string{Sign(conn.Token, ts, body)}
+			req.Header.Set(HeaderTimestamp, ts)
+			req.Header.Set(HeaderSignature, Sign(conn.Token, ts, body))
 		}
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, classify(err, actx, ctx, timeout)
+	req.SetBodyRaw(body)
+	if err := c.follow(ctx, conn, req, resp, deadline); err != nil {
+		if _, perr := url.Parse(target); perr != nil {
+			return 0, &Error{Reason: "Invalid URL: " + oneLine(unwrapURLError(perr).Error()), Err: perr}
+		}
+		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+			return resp.StatusCode(), c.tooLarge(resp.StatusCode())
+		}
+		return 0, classify(err, time.Now().After(deadline), ctx, timeout)
 	}
-	defer resp.Body.Close()
-	if resp.ContentLength > c.maxBody {
-		return resp.StatusCode, c.tooLarge(resp.StatusCode)
+	status := resp.StatusCode()
+	answer := resp.Body()
+	if len(answer) > int(c.maxBody) {
+		return status, c.tooLarge(status)
 	}
-	n, err := out.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
-	if err != nil {
-		e := classify(err, actx, ctx, timeout)
-		e.Status = resp.StatusCode
-		return resp.StatusCode, e
-	}
-	if n > c.maxBody {
-		return resp.StatusCode, c.tooLarge(resp.StatusCode)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		reason := fmt.Sprintf("Request failed with status code %d", resp.StatusCode)
-		if t := errorText(out.Bytes()); t != "" {
+	out.Write(answer)
+	if status < 200 || status > 299 {
+		reason := fmt.Sprintf("Request failed with status code %d", status)
+		if t := errorText(answer); t != "" {
 			reason += ": " + t
 		}
-		retry, after := retryAdvice(resp.Header, w.retry(resp.StatusCode), c.now())
-		return resp.StatusCode, &Error{Reason: reason, Status: resp.StatusCode, retry: retry, after: after, down: resp.StatusCode >= 500}
+		retry, after := retryAdvice(func(k string) string { return string(resp.Header.Peek(k)) }, w.retry(status), c.now())
+		return status, &Error{Reason: reason, Status: status, retry: retry, after: after, down: status >= 500}
 	}
-	return resp.StatusCode, nil
+	return status, nil
 }
 
 func (c *Client) tooLarge(status int) *Error {
@@ -456,7 +464,8 @@ func (c *Client) tooLarge(status int) *Error {
 }
 
 // classify turns a transport error into an *Error with a one-line reason.
-func classify(err error, actx, ctx context.Context, timeout time.Duration) *Error {
+// late tells that the attempt's deadline has passed.
+func classify(err error, late bool, ctx context.Context, timeout time.Duration) *Error {
 	e := &Error{Err: err, down: true}
 	var dns *net.DNSError
 	var ne net.Error
@@ -470,7 +479,7 @@ func classify(err error, actx, ctx context.Context, timeout time.Duration) *Erro
 	case errors.Is(err, errTooManyRedirects):
 		e.Reason = "Too many redirects"
 		e.down = false
-	case errors.Is(actx.Err(), context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+	case late || errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, fasthttp.ErrTLSHandshakeTimeout) || (errors.As(err, &ne) && ne.Timeout()):
 		e.Reason = "Request timed out after " + timeout.String()
 		e.retry = true
 	case errors.As(err, &dns):
@@ -483,7 +492,7 @@ func classify(err error, actx, ctx context.Context, timeout time.Duration) *Erro
 	case errors.Is(err, syscall.ECONNREFUSED):
 		e.Reason = "Connection refused"
 		e.retry = true
-	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed):
 		e.Reason = "Connection reset"
 		e.retry = true
 	case isTLS(err):
@@ -566,7 +575,7 @@ func (c *Client) Verify(ctx context.Context, conn *Connection) error {
 	}
 	resp, err := c.verify.Do(req)
 	if err != nil {
-		return classify(err, actx, ctx, timeout)
+		return classify(err, actx.Err() != nil, ctx, timeout)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
@@ -574,7 +583,7 @@ func (c *Client) Verify(ctx context.Context, conn *Connection) error {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if err != nil {
-		return classify(err, actx, ctx, timeout)
+		return classify(err, actx.Err() != nil, ctx, timeout)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return &Error{Reason: fmt.Sprintf("Verification failed: status code %d", resp.StatusCode), Status: resp.StatusCode}

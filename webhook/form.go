@@ -213,12 +213,12 @@ func (c *Client) submit(ctx context.Context, conn *Connection, f *Form, body []b
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, classify(err, actx, ctx, timeout)
+		return 0, nil, classify(err, actx.Err() != nil, ctx, timeout)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
-		return resp.StatusCode, nil, classify(err, actx, ctx, timeout)
+		return resp.StatusCode, nil, classify(err, actx.Err() != nil, ctx, timeout)
 	}
 	if int64(len(answer)) > c.maxBody {
 		return resp.StatusCode, nil, c.tooLarge(resp.StatusCode)

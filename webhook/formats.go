@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -49,7 +48,7 @@ type wire struct {
 	// sign adds X-Storyflow-Timestamp and -Signature when there is a token.
 	sign bool
 	// auth sends the connection's token as the service's credential.
-	auth func(h http.Header, token string)
+	auth func(token string) (name, value string)
 	// headers are set unless the connection sets them.
 	headers map[string]string
 	// retry tells which statuses are retried (network errors always are).
@@ -88,7 +87,7 @@ func retrySDK(status int) bool {
 	return status == 408 || status == 409 || status == 429 || status >= 500
 }
 
-func bearer(h http.Header, token string) { h["Authorization"] = []string{"Bearer " + token} }
+func bearer(token string) (string, string) { return "Authorization", "Bearer " + token }
 
 // Request is the data of one webhook call.
 type Request struct {

@@ -13,20 +13,20 @@ import (
 // official OpenAI and Anthropic SDKs do: x-should-retry (true or false)
 // overrides the status rule, and retry-after-ms or Retry-After (seconds or
 // an HTTP date) is how long to wait.
-func retryAdvice(h http.Header, byStatus bool, now time.Time) (bool, time.Duration) {
+func retryAdvice(header func(name string) string, byStatus bool, now time.Time) (bool, time.Duration) {
 	retry := byStatus
-	switch h.Get("X-Should-Retry") {
+	switch header("X-Should-Retry") {
 	case "true":
 		retry = true
 	case "false":
 		retry = false
 	}
-	if v := h.Get("Retry-After-Ms"); v != "" {
+	if v := header("Retry-After-Ms"); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
 			return retry, time.Duration(ms * float64(time.Millisecond))
 		}
 	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
+	v := strings.TrimSpace(header("Retry-After"))
 	if v == "" {
 		return retry, 0
 	}

@@ -31,7 +31,7 @@ func TestRetryAdvice(t *testing.T) {
 		for k, v := range tt.headers {
 			h.Set(k, v)
 		}
-		retry, after := retryAdvice(h, tt.byStatus, now)
+		retry, after := retryAdvice(h.Get, tt.byStatus, now)
 		if retry != tt.retry || after != tt.after {
 			t.Errorf("%s: retry %v after %s, want %v %s", tt.name, retry, after, tt.retry, tt.after)
 		}
