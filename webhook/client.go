@@ -400,8 +400,9 @@ func answerError(status int, err error) *Error {
 // into out.
 func (c *Client) attempt(ctx context.Context, conn *Connection, w *wire, r *Request, target string, timeout time.Duration, body []byte, out *bytes.Buffer) (int, *Error) {
 	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	ctxDeadline, byCtx := ctx.Deadline()
+	if byCtx = byCtx && ctxDeadline.Before(deadline); byCtx {
+		deadline = ctxDeadline
 	}
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
@@ -437,6 +438,9 @@ func (c *Client) attempt(ctx context.Context, conn *Connection, w *wire, r *Requ
 		if _, perr := url.Parse(target); perr != nil {
 			return 0, &Error{Reason: "Invalid URL: " + oneLine(unwrapURLError(perr).Error()), Err: perr}
 		}
+		if byCtx && !time.Now().Before(deadline) {
+			<-ctx.Done() // the caller's deadline: its context ends now
+		}
 		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 			return resp.StatusCode(), c.tooLarge(resp.StatusCode())
 		}
@@ -469,12 +473,16 @@ func classify(err error, late bool, ctx context.Context, timeout time.Duration) 
 	e := &Error{Err: err, down: true}
 	var dns *net.DNSError
 	var ne net.Error
+	var small *fasthttp.ErrSmallBuffer
 	switch re, refused := isRefused(err); {
 	case refused:
 		e.Reason = "Address not allowed: " + re.Error()
 		e.down = false
 	case ctx.Err() != nil:
 		e.Reason = "Request canceled"
+		e.down = false
+	case errors.As(err, &small):
+		e.Reason = fmt.Sprintf("Response headers exceed %d bytes", readBufferSize)
 		e.down = false
 	case errors.Is(err, errTooManyRedirects):
 		e.Reason = "Too many redirects"

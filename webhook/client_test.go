@@ -2,6 +2,8 @@ package webhook_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -431,5 +433,86 @@ func TestFailureKind(t *testing.T) {
 		if got := FailureKind(tc.err); got != tc.want {
 			t.Errorf("FailureKind(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestClosedKeepAlive: a kept-alive connection the service closed between
+// calls is dialled again, not reported as a failure (calls have no retries
+// here).
+func TestClosedKeepAlive(t *testing.T) {
+	var n sync.Map
+	srv := server(t, func(w http.ResponseWriter, r *http.Request) {
+		n.Store(r.Header.Get(webhook.HeaderMessageID), true)
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, `{}`)
+	})
+	c := webhook.NewClient(webhook.Options{AllowPrivate: true})
+	conn := &webhook.Connection{ID: "x", URL: srv.URL}
+	for i := range 20 {
+		if _, err := c.Call(context.Background(), conn, &webhook.Request{}); err != nil {
+			t.Fatalf("call %d after the service closed its connections: %v", i, err)
+		}
+		srv.CloseClientConnections()
+		if i%2 == 1 {
+			time.Sleep(5 * time.Millisecond) // let the close arrive first
+		}
+	}
+}
+
+// TestSeeOther: a 303 (and 301, 302) answer turns the POST into a GET
+// without a body, as browsers and net/http do; 307 and 308 keep both.
+func TestSeeOther(t *testing.T) {
+	type seen struct {
+		method string
+		body   int
+	}
+	got := make(chan seen, 1)
+	target := server(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Method, len(b)}
+		io.WriteString(w, `{}`)
+	})
+	for code, want := range map[int]seen{303: {"GET", 0}, 302: {"GET", 0}, 307: {"POST", 1}} {
+		from := server(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target.URL+"/next", code)
+		})
+		if _, err := local.Call(context.Background(), &webhook.Connection{ID: "x", URL: from.URL}, &webhook.Request{ChatID: "c"}); err != nil {
+			t.Fatalf("%d: %v", code, err)
+		}
+		s := <-got
+		if s.method != want.method || (s.body > 0) != (want.body > 0) {
+			t.Errorf("after %d: %s with %d bytes, want %s with body %v", code, s.method, s.body, want.method, want.body > 0)
+		}
+	}
+}
+
+// TestLargeHeaders: an answer's headers are bounded (16 KiB).
+func TestLargeHeaders(t *testing.T) {
+	srv := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Big", strings.Repeat("a", 20<<10))
+		io.WriteString(w, `{}`)
+	})
+	_, err := local.Call(context.Background(), &webhook.Connection{ID: "x", URL: srv.URL, Retries: 2}, &webhook.Request{})
+	if got := reason(err); got != "Response headers exceed 16384 bytes" {
+		t.Errorf("reason %q", got)
+	}
+}
+
+// TestTLS: https webhooks are verified against the configured roots.
+func TestTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"attributes":{"secure":true}}`)
+	}))
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	c := webhook.NewClient(webhook.Options{AllowPrivate: true, TLS: &tls.Config{RootCAs: roots}})
+	res, err := c.Call(context.Background(), &webhook.Connection{ID: "x", URL: srv.URL}, &webhook.Request{})
+	if err != nil || res.Answer.Attributes["secure"] != true {
+		t.Fatalf("call over TLS: %v %+v", err, res)
+	}
+	_, err = local.Call(context.Background(), &webhook.Connection{ID: "x", URL: srv.URL}, &webhook.Request{})
+	if got := reason(err); !strings.HasPrefix(got, "TLS error: ") {
+		t.Errorf("unknown certificate: reason %q", got)
 	}
 }

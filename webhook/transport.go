@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -36,11 +37,11 @@ func newFastClient(d *dialer, o Options) *fasthttp.Client {
 		ReadBufferSize:                readBufferSize,
 		MaxResponseBodySize:           int(o.MaxBody),
 		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: false,
-		// A POST is sent again only when the server closed a kept-alive
-		// connection before answering (net/http does the same).
+		// A POST is sent once more when the connection was closed or reset
+		// before an answer came: mostly a kept-alive connection the service
+		// closed while idle. Its message id stays the same.
 		RetryIfErr: func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
-			return false, attempts < 2 && errors.Is(err, io.EOF)
+			return false, attempts < 2 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
 		},
 	}
 	if o.Transport != nil {
@@ -79,8 +80,9 @@ func (c *Client) follow(ctx context.Context, conn *Connection, req *fasthttp.Req
 		}
 		if status == http.StatusMovedPermanently || status == http.StatusFound || status == http.StatusSeeOther {
 			req.Header.SetMethod(fasthttp.MethodGet)
-			req.ResetBody()
+			req.Header.Del("Content-Length")
 			req.Header.Del("Content-Type")
+			req.ResetBody()
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
