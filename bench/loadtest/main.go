@@ -324,8 +324,8 @@ func runPhases(phases []phase, conc int, dur time.Duration, round int) ([]result
 		res[i] = r
 		fmt.Printf("%-42s %8.0f turns/s  p50 %7.2f ms  p99 %7.2f ms  (%d ok, %d errors)\n",
 			p.name, r.rate, ms(r.p50), ms(r.p99), r.n, r.errors)
-		fmt.Printf("  CPU per turn: server %.0f µs, wrk %.0f µs; machine idle %.0f%%, stolen %.0f%%\n",
-			cpu.server/float64(r.n)*1e6, r.wrkCPU/float64(r.n)*1e6, 100*cpu.idle, 100*cpu.steal)
+		fmt.Printf("  CPU per turn: server %.0f µs, wrk %.0f µs; machine idle %.0f%%, stolen %.0f%%; server page faults per turn %.2f\n",
+			cpu.server/float64(r.n)*1e6, r.wrkCPU/float64(r.n)*1e6, 100*cpu.idle, 100*cpu.steal, cpu.faults/float64(max(r.n, 1)))
 	}
 	return res, nil
 }
@@ -760,12 +760,13 @@ var basePID, storyflowPID int
 // and the machine's idle and stolen shares (of all its CPU time).
 type cpuTimes struct {
 	server, self float64
+	faults       float64 // the server's minor page faults
 	idle, steal  float64 // cumulative ticks until sub turns them into shares
 	total        float64
 }
 
 func (a cpuTimes) sub(b cpuTimes) cpuTimes {
-	d := cpuTimes{server: a.server - b.server, self: a.self - b.self}
+	d := cpuTimes{server: a.server - b.server, self: a.self - b.self, faults: a.faults - b.faults}
 	if t := a.total - b.total; t > 0 {
 		d.idle, d.steal = (a.idle-b.idle)/t, (a.steal-b.steal)/t
 	}
@@ -775,8 +776,8 @@ func (a cpuTimes) sub(b cpuTimes) cpuTimes {
 // readCPU reads /proc (Linux only; zeros elsewhere).
 func readCPU(pid int) cpuTimes {
 	var c cpuTimes
-	c.server = procCPU(fmt.Sprintf("/proc/%d/stat", pid))
-	c.self = procCPU("/proc/self/stat")
+	c.server, c.faults = procCPU(fmt.Sprintf("/proc/%d/stat", pid))
+	c.self, _ = procCPU("/proc/self/stat")
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
 		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal
@@ -796,11 +797,11 @@ func readCPU(pid int) cpuTimes {
 }
 
 // procCPU returns utime+stime of a /proc/<pid>/stat file in seconds
-// (clock ticks of 1/100 s).
-func procCPU(file string) float64 {
+// (clock ticks of 1/100 s), and its minor page faults.
+func procCPU(file string) (float64, float64) {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	s := string(b)
 	if i := strings.LastIndexByte(s, ')'); i >= 0 {
@@ -808,10 +809,11 @@ func procCPU(file string) float64 {
 	}
 	f := strings.Fields(s) // state is f[0]; utime f[11], stime f[12]
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
-	var u, st float64
+	var u, st, minflt float64
+	fmt.Sscan(f[7], &minflt)
 	fmt.Sscan(f[11], &u)
 	fmt.Sscan(f[12], &st)
-	return (u + st) / 100
+	return (u + st) / 100, minflt
 }
