@@ -24,19 +24,27 @@ import (
 // answer's status line and headers.
 const readBufferSize = 16 << 10
 
+// maxConnsPerHost bounds the connections open to one host; a call beyond it
+// waits for one to be free, within its deadline.
+const maxConnsPerHost = 1024
+
 func newFastClient(d *dialer, o Options) *fasthttp.Client {
 	fc := &fasthttp.Client{
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+			if timeout <= 0 {
+				timeout = 10 * time.Second
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			return d.DialContext(ctx, "tcp", addr)
 		},
-		TLSConfig:                     o.TLS,
-		MaxConnsPerHost:               1024,
-		MaxIdleConnDuration:           90 * time.Second,
-		ReadBufferSize:                readBufferSize,
-		MaxResponseBodySize:           int(o.MaxBody),
-		NoDefaultUserAgentHeader:      true,
+		TLSConfig:                o.TLS,
+		MaxConnsPerHost:          maxConnsPerHost,
+		MaxConnWaitTimeout:       time.Hour, // calls' own deadlines bound the wait
+		MaxIdleConnDuration:      90 * time.Second,
+		ReadBufferSize:           readBufferSize,
+		MaxResponseBodySize:      int(o.MaxBody),
+		NoDefaultUserAgentHeader: true,
 		// A POST is sent once more when the connection was closed or reset
 		// before an answer came: mostly a kept-alive connection the service
 		// closed while idle. Its message id stays the same.
