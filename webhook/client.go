@@ -408,7 +408,7 @@ func (c *Client) attempt(ctx context.Context, conn *Connection, w *wire, r *Requ
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(target)
+	req.SetRequestURI(escapeURL(target))
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	req.Header.Set("Accept", "application/json")

@@ -516,3 +516,33 @@ func TestTLS(t *testing.T) {
 		t.Errorf("unknown certificate: reason %q", got)
 	}
 }
+
+// TestURLAsWritten: the connection's URL goes out as written (no path
+// clean-up, encoded slashes kept), with what may not be raw on a request
+// line encoded, and its user info as basic auth.
+func TestURLAsWritten(t *testing.T) {
+	got := make(chan string, 1)
+	srv := server(t, func(w http.ResponseWriter, r *http.Request) {
+		got <- r.RequestURI + " " + r.Header.Get("Authorization")
+		io.WriteString(w, `{}`)
+	})
+	for u, want := range map[string]string{
+		"/hook%2Fx/y%20z?q=a%20b&r=%2F#frag": "/hook%2Fx/y%20z?q=a%20b&r=%2F ",
+		"/a/../b/./c//d":                     "/a/../b/./c//d ",
+		"/ü":                                 "/%C3%BC ",
+	} {
+		if _, err := local.Call(context.Background(), &webhook.Connection{ID: "x", URL: srv.URL + u}, &webhook.Request{}); err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		if g := <-got; g != want {
+			t.Errorf("%s: the service saw %q, want %q", u, g, want)
+		}
+	}
+	withUser := strings.Replace(srv.URL, "http://", "http://bot:pw@", 1) + "/a"
+	if _, err := local.Call(context.Background(), &webhook.Connection{ID: "x", URL: withUser}, &webhook.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	if g := <-got; g != "/a Basic Ym90OnB3" {
+		t.Errorf("user info: the service saw %q", g)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"syscall"
 	"time"
 
@@ -45,6 +46,7 @@ func newFastClient(d *dialer, o Options) *fasthttp.Client {
 		ReadBufferSize:           readBufferSize,
 		MaxResponseBodySize:      int(o.MaxBody),
 		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true, // the path goes as the connection gives it
 		// A POST is sent once more when the connection was closed or reset
 		// before an answer came: mostly a kept-alive connection the service
 		// closed while idle. Its message id stays the same.
@@ -111,6 +113,20 @@ func stripHeaders(h *fasthttp.RequestHeader) {
 	for _, k := range drop {
 		h.Del(k)
 	}
+}
+
+// escapeURL percent-encodes what may not go raw on a request line (spaces,
+// bytes beyond ASCII), as net/http does; the rest of the URL goes as written.
+func escapeURL(raw string) string {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] <= ' ' || raw[i] >= 0x7f {
+			if u, err := url.Parse(raw); err == nil {
+				return u.String()
+			}
+			return raw
+		}
+	}
+	return raw
 }
 
 func basicAuth(user, password string) string {
