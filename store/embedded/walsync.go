@@ -15,8 +15,9 @@ import (
 // then asks for a sync before it acknowledges the write. WAL files opened
 // through walFS answer that sync at once: the write is in the operating
 // system by then, so it survives a kill -9 of the process. A goroutine
-// syncs every WAL file written since the last tick to disk, once per
-// interval, and a WAL file is synced for real when pebble closes it.
+// syncs every WAL file written since its last sync to disk one interval
+// after the first write that found it clean, and a WAL file is synced for
+// real when pebble closes it. An idle store does not wake it.
 // Everything else pebble writes (tables, the manifest, directories) is
 // synced as pebble asks.
 
@@ -29,27 +30,38 @@ type walSyncer struct {
 	// err is the first failed sync; every later write and sync of a WAL
 	// file returns it (the data of a failed fsync may be lost).
 	err  atomic.Pointer[error]
+	kick chan struct{} // a clean file was written
 	stop chan struct{}
 	done chan struct{}
+	// wakeups counts the goroutine's syncs (tests).
+	wakeups atomic.Int64
 }
 
 func newWALSyncer(every time.Duration) *walSyncer {
-	s := &walSyncer{files: map[*walFile]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &walSyncer{files: map[*walFile]struct{}{}, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run(every)
 	return s
 }
 
 func (s *walSyncer) run(every time.Duration) {
 	defer close(s.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
+	t := time.NewTimer(every)
+	t.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-t.C:
-			s.syncAll()
+		case <-s.kick:
 		}
+		t.Reset(every)
+		select {
+		case <-s.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		s.wakeups.Add(1)
+		s.syncAll()
 	}
 }
 
@@ -124,7 +136,12 @@ func (f *walFile) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := f.File.Write(p)
-	f.dirty.Store(true)
+	if !f.dirty.Swap(true) {
+		select {
+		case f.s.kick <- struct{}{}:
+		default: // a sync is due already
+		}
+	}
 	return n, err
 }
 

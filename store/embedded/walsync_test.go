@@ -105,3 +105,27 @@ func TestIntervalTicks(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestIntervalIdle: the goroutine syncs after writes and does not wake
+// while nothing is written.
+func TestIntervalIdle(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{SyncEvery: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		if err := s.CreateChat(context.Background(), &engine.Chat{ID: fmt.Sprint("c", i), StoryID: "s", Status: engine.StatusActive}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	woke := s.syncer.wakeups.Load()
+	if woke < 1 || woke > 6 {
+		t.Errorf("%d syncs for 3 writes 20 ms apart", woke)
+	}
+	time.Sleep(100 * time.Millisecond) // 50 intervals with nothing written
+	if n := s.syncer.wakeups.Load() - woke; n > 1 {
+		t.Errorf("%d syncs while idle", n)
+	}
+}
