@@ -546,3 +546,44 @@ func TestURLAsWritten(t *testing.T) {
 		t.Errorf("user info: the service saw %q", g)
 	}
 }
+
+// TestIdleTimeout: a service that closes idle kept-alive connections (as
+// Node.js does after 5 s) gets each call once, and no call fails; a service
+// that closes the connection on a call gets that call once (no retries
+// configured) and the call fails.
+func TestIdleTimeout(t *testing.T) {
+	var calls sync.Map
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(webhook.HeaderMessageID)
+		if _, again := calls.LoadOrStore(id, true); again {
+			t.Errorf("call %s received twice", id)
+		}
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/close" {
+			c, _, _ := w.(http.Hijacker).Hijack()
+			c.Close()
+			return
+		}
+		io.WriteString(w, `{}`)
+	}))
+	srv.Config.IdleTimeout = 20 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := webhook.NewClient(webhook.Options{AllowPrivate: true})
+	conn := &webhook.Connection{ID: "x", URL: srv.URL}
+	for i := range 4 {
+		if _, err := c.Call(context.Background(), conn, &webhook.Request{}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		time.Sleep(60 * time.Millisecond) // the service closes the idle connection
+	}
+	n := 0
+	calls.Range(func(any, any) bool { n++; return true })
+	if n != 4 {
+		t.Errorf("%d calls received, want 4", n)
+	}
+	res, err := c.Call(context.Background(), &webhook.Connection{ID: "x", URL: srv.URL + "/close"}, &webhook.Request{})
+	if reason(err) != "Connection reset" || res.Attempts != 1 {
+		t.Errorf("closed on the call: %v after %d attempts", err, res.Attempts)
+	}
+}

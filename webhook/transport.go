@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -37,7 +36,11 @@ func newFastClient(d *dialer, o Options) *fasthttp.Client {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			return d.DialContext(ctx, "tcp", addr)
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return newLiveConn(c), nil
 		},
 		TLSConfig:                o.TLS,
 		MaxConnsPerHost:          maxConnsPerHost,
@@ -47,11 +50,11 @@ func newFastClient(d *dialer, o Options) *fasthttp.Client {
 		MaxResponseBodySize:      int(o.MaxBody),
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true, // the path goes as the connection gives it
-		// A POST is sent once more when the connection was closed or reset
-		// before an answer came: mostly a kept-alive connection the service
-		// closed while idle. Its message id stays the same.
+		// A call is sent again only when nothing of it went out: the kept-alive
+		// connection it was to use turned out closed (liveconn.go). Any other
+		// failure is the call's, retried only by the connection's retries.
 		RetryIfErr: func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
-			return false, attempts < 2 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
+			return false, attempts < 3 && errors.Is(err, errStaleConn)
 		},
 	}
 	if o.Transport != nil {
