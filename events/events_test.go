@@ -142,14 +142,7 @@ func TestGivesUpAndReplays(t *testing.T) {
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
 	ctx := context.Background()
-	sub := store.Subscription{URL: srv.URL, Events: []string{"*"}}
-	if err := st.CreateSubscription(ctx, &sub); err != nil {
-		t.Fatal(err)
-	}
-	ev := store.NewEvent("task.created", "c", nil)
-	if err := st.AppendEvents(ctx, []store.Event{ev}); err != nil {
-		t.Fatal(err)
-	}
+	sub, ev := subscribeAndAppend(t, st, srv.URL, "task.created", "c")
 	w := worker(st, events.Options{})
 	id := store.DeliveryID(ev.ID, sub.ID)
 	waitFor(t, w, 10*time.Second, func() bool {
@@ -185,14 +178,7 @@ func TestHangingReceiver(t *testing.T) {
 	defer srv.Close()
 	defer srv.CloseClientConnections()
 	ctx := context.Background()
-	sub := store.Subscription{URL: srv.URL, Events: []string{"*"}}
-	if err := st.CreateSubscription(ctx, &sub); err != nil {
-		t.Fatal(err)
-	}
-	ev := store.NewEvent("conversation.updated", "c", nil)
-	if err := st.AppendEvents(ctx, []store.Event{ev}); err != nil {
-		t.Fatal(err)
-	}
+	sub, ev := subscribeAndAppend(t, st, srv.URL, "conversation.updated", "c")
 	w := worker(st, events.Options{Backoff: time.Hour})
 	id := store.DeliveryID(ev.ID, sub.ID)
 	start := time.Now()
@@ -257,14 +243,7 @@ func TestPrunesFinishedDeliveries(t *testing.T) {
 	srv := httptest.NewServer(&receiver{})
 	defer srv.Close()
 	ctx := context.Background()
-	sub := store.Subscription{URL: srv.URL, Events: []string{"*"}}
-	if err := st.CreateSubscription(ctx, &sub); err != nil {
-		t.Fatal(err)
-	}
-	ev := store.NewEvent("order.requested", "chat1", nil)
-	if err := st.AppendEvents(ctx, []store.Event{ev}); err != nil {
-		t.Fatal(err)
-	}
+	sub, ev := subscribeAndAppend(t, st, srv.URL, "order.requested", "chat1")
 	id := store.DeliveryID(ev.ID, sub.ID)
 	succeeded := func() bool {
 		d, err := st.GetDelivery(ctx, id)
@@ -286,4 +265,20 @@ func TestPrunesFinishedDeliveries(t *testing.T) {
 	if list, err := st.ListDeliveries(ctx, sub.ID, 10); err != nil || len(list) != 0 {
 		t.Errorf("%d deliveries listed after the prune (%v)", len(list), err)
 	}
+}
+
+// subscribeAndAppend subscribes url to every event and appends one event
+// named name in stream.
+func subscribeAndAppend(t *testing.T, st store.Outbox, url, name, stream string) (store.Subscription, store.Event) {
+	t.Helper()
+	ctx := context.Background()
+	sub := store.Subscription{URL: url, Events: []string{"*"}}
+	if err := st.CreateSubscription(ctx, &sub); err != nil {
+		t.Fatal(err)
+	}
+	ev := store.NewEvent(name, stream, nil)
+	if err := st.AppendEvents(ctx, []store.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	return sub, ev
 }
