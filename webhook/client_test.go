@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -551,6 +552,73 @@ func TestURLAsWritten(t *testing.T) {
 // Node.js does after 5 s) gets each call once, and no call fails; a service
 // that closes the connection on a call gets that call once (no retries
 // configured) and the call fails.
+// TestIdleBeyondTimeout: a kept-alive connection that idled longer than
+// the last call's timeout is still open and is used again (the check must
+// not read the deadline that call left on it).
+func TestIdleBeyondTimeout(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, `{}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := webhook.NewClient(webhook.Options{AllowPrivate: true})
+	conn := &webhook.Connection{ID: "x", URL: srv.URL, Timeout: 100 * time.Millisecond}
+	for i := range 3 {
+		if _, err := c.Call(context.Background(), conn, &webhook.Request{}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 3 calls, want 1 kept alive", n)
+	}
+}
+
+// TestManyClosedKeepAlive: after the service closed every idle connection
+// (a restart, an idle timeout), a call skips all of them.
+func TestManyClosedKeepAlive(t *testing.T) {
+	const n = 8
+	var wg sync.WaitGroup
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/hold" {
+			wg.Done()
+			wg.Wait() // n calls at once: n connections
+		}
+		io.WriteString(w, `{}`)
+	}))
+	srv.Config.IdleTimeout = 50 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := webhook.NewClient(webhook.Options{AllowPrivate: true})
+	wg.Add(n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := c.Call(context.Background(), &webhook.Connection{ID: "x", URL: srv.URL + "/hold"}, &webhook.Request{})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the service closes all n
+	for i := range 3 {
+		if res, err := c.Call(context.Background(), &webhook.Connection{ID: "x", URL: srv.URL}, &webhook.Request{}); err != nil || res.Attempts != 1 {
+			t.Fatalf("call %d after the service closed %d idle connections: %v (%d attempts)", i, n, err, res.Attempts)
+		}
+	}
+}
+
 func TestIdleTimeout(t *testing.T) {
 	var calls sync.Map
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -51,10 +51,14 @@ func newFastClient(d *dialer, o Options) *fasthttp.Client {
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true, // the path goes as the connection gives it
 		// A call is sent again only when nothing of it went out: the kept-alive
-		// connection it was to use turned out closed (liveconn.go). Any other
-		// failure is the call's, retried only by the connection's retries.
-		RetryIfErr: func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
-			return false, attempts < 3 && errors.Is(err, errStaleConn)
+		// connection it was to use turned out closed (liveconn.go). Each such
+		// attempt drops one idle connection, and there are at most
+		// maxConnsPerHost: after a service restart all of them may be closed.
+		// Any other failure is the call's, retried only by the connection's
+		// retries.
+		MaxIdemponentCallAttempts: maxConnsPerHost + 1,
+		RetryIfErr: func(_ *fasthttp.Request, _ int, err error) (bool, bool) {
+			return false, errors.Is(err, errStaleConn)
 		},
 	}
 	if o.Transport != nil {

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -37,6 +38,8 @@ func main() {
 	backendMode := flag.Bool("backend", false, "internal: serve the webhook backend and print its address")
 	flag.IntVar(&rounds, "rounds", 3, "rounds of the four phases; ratios are reported per round and as medians")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of storyflow during each of its measured phases into this directory (PHASE-ROUND.pprof)")
+	flag.DurationVar(&traceFor, "trace", 0, "with -cpuprofile: write an execution trace of this length (PHASE-ROUND.trace, for go tool trace) instead of a CPU profile")
+	flag.StringVar(&serveLog, "serve-log", "", "also write storyflow's standard error to this file, each line after the time it came")
 	flag.StringVar(&serveArgs, "serve-args", "", "extra arguments for storyflow serve, space-separated (e.g. \"--sync always\")")
 	flag.StringVar(&serveEnv, "serve-env", "", "extra environment for storyflow serve only, space-separated NAME=VALUE (e.g. \"GOGC=800\")")
 	flag.StringVar(&mongoURI, "mongo", "", "run storyflow serve on this MongoDB server (a fresh database, dropped at the end) instead of the embedded store")
@@ -93,6 +96,13 @@ var chats, wrkThreads = 400, 2
 
 // profileDir is where storyflow's CPU profiles go ("": none).
 var profileDir string
+
+// serveLog, if set, is where storyflow's standard error is copied.
+var serveLog string
+
+// traceFor, if set, takes an execution trace of this length instead of a
+// CPU profile.
+var traceFor time.Duration
 
 // serveArgs are extra arguments for storyflow serve; serveEnv its extra
 // environment.
@@ -168,11 +178,12 @@ func run(bin string, dur time.Duration, conc int) error {
 		return err
 	}
 	chatBody := `{"chatId":"c1","attributes":{"plan":"free"},"text":"hello"}`
+	calls := backend + "/calls"
 	phases := []phase{
-		{"baseline: fiber handler + webhook call", "", basePID, base + "/hand", postScript(chatBody), ""},
-		{"storyflow: turn with webhook node", "webhook", storyflowPID, sf, hookTurns, pprofURL},
-		{"baseline: fiber echo handler", "", basePID, base + "/echo", postScript(chatBody), ""},
-		{"storyflow: turn without webhook", "plain", storyflowPID, sf, plainTurns, pprofURL},
+		{"baseline: fiber handler + webhook call", "", basePID, base + "/hand", postScript(chatBody), "", calls},
+		{"storyflow: turn with webhook node", "webhook", storyflowPID, sf, hookTurns, pprofURL, calls},
+		{"baseline: fiber echo handler", "", basePID, base + "/echo", postScript(chatBody), "", ""},
+		{"storyflow: turn without webhook", "plain", storyflowPID, sf, plainTurns, pprofURL, ""},
 	}
 	var hookRatio, hookP99, plainRatio []float64
 	var all [][]result
@@ -258,6 +269,7 @@ type phase struct {
 	pid           int
 	url, script   string // wrk's URL and Lua script
 	pprof         string // the server's pprof base URL, for a profile
+	calls         string // the backend's call count URL, for a phase whose turns call it
 }
 
 func median(v []float64) float64 {
@@ -303,10 +315,23 @@ func runPhases(phases []phase, conc int, dur time.Duration, round int) ([]result
 				prof <- cpuProfile(pprofURL, dur, filepath.Join(profileDir, fmt.Sprintf("%s-%d.pprof", p.profile, round)))
 			}()
 		}
+		calls0 := backendCalls(p.calls)
 		cpu0 := readCPU(p.pid)
+		if serveLog != "" {
+			fmt.Printf("%s %s: measured phase starts\n", time.Now().Format("15:04:05.000"), p.name)
+		}
 		r, err := load(p, conc, dur)
 		cpu := readCPU(p.pid).sub(cpu0)
 		r.serverCPU = cpu.server
+		// Every turn of a webhook phase must have called the backend: a turn
+		// that took its failure branch (an open circuit) is fast and wrong.
+		// Calls in flight at either end may fall outside the window.
+		if p.calls != "" && err == nil {
+			if short := r.n - int(backendCalls(p.calls)-calls0) - conc; short > 0 {
+				fmt.Printf("  %d turns did not call the webhook backend: counted as errors\n", short)
+				r.errors += short
+			}
+		}
 		if prof != nil {
 			gc := commitStats(pprofURL)
 			if err := <-prof; err != nil {
@@ -328,6 +353,21 @@ func runPhases(phases []phase, conc int, dur time.Duration, round int) ([]result
 			cpu.server/float64(r.n)*1e6, r.wrkCPU/float64(r.n)*1e6, 100*cpu.idle, 100*cpu.steal, cpu.faults/float64(max(r.n, 1)))
 	}
 	return res, nil
+}
+
+// backendCalls reads the backend's call count at url ("": 0).
+func backendCalls(url string) int64 {
+	if url == "" {
+		return 0
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var n int64
+	fmt.Fscan(resp.Body, &n)
+	return n
 }
 
 // groupCommit is the embedded store's count of commits (expvar).
@@ -352,8 +392,12 @@ func commitStats(base string) groupCommit {
 // cpuProfile saves storyflow's CPU profile over the next d (less a margin,
 // so that it ends within the phase).
 func cpuProfile(base string, d time.Duration, file string) error {
-	secs := max(1, int((d-d/10)/time.Second))
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs))
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, max(1, int((d-d/10)/time.Second)))
+	if traceFor > 0 {
+		url = fmt.Sprintf("%s/debug/pprof/trace?seconds=%g", base, traceFor.Seconds())
+		file = strings.TrimSuffix(file, ".pprof") + ".trace"
+	}
+	resp, err := http.Get(url)
 	if err != nil {
 		return err
 	}
@@ -545,14 +589,21 @@ func startBaseline(hookURL string) (string, func(), error) {
 	return startSelf("-baseline", hookURL)
 }
 
-// serveBackend serves the webhook backend: every call gets answer.
+// serveBackend serves the webhook backend: every call gets answer. GET
+// /calls answers how many calls it has had.
 func serveBackend() error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	fmt.Println("http://" + ln.Addr().String())
+	var calls atomic.Int64
 	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/calls" {
+			fmt.Fprint(w, calls.Load())
+			return
+		}
+		calls.Add(1)
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(answer)
@@ -719,9 +770,18 @@ func startStoryflow(bin, dir, dataDir, hookURL string) (string, string, func(), 
 	storyflowPID = cmd.Process.Pid
 	var logTail []string
 	var logMu sync.Mutex
+	var logFile *os.File
+	if serveLog != "" {
+		if logFile, err = os.Create(serveLog); err != nil {
+			return "", "", nil, err
+		}
+	}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			if logFile != nil {
+				fmt.Fprintf(logFile, "%s %s\n", time.Now().Format("15:04:05.000"), sc.Text())
+			}
 			logMu.Lock()
 			logTail = append(logTail, sc.Text())
 			if len(logTail) > 20 {

@@ -87,8 +87,8 @@ func runSeeded(bin string, dur time.Duration, conc int) error {
 		seededName = fmt.Sprintf("%d stored chats: turn on one of %d", seededChats, active)
 	}
 	phases := []phase{
-		{fmt.Sprintf("empty store: turn on %d chats", chats), "empty", emptyPID, empty, turnScript(ids, token), emptyPprof},
-		{seededName, "seeded", fullPID, full, randomTurnScript(active, token), fullPprof},
+		{fmt.Sprintf("empty store: turn on %d chats", chats), "empty", emptyPID, empty, turnScript(ids, token), emptyPprof, ""},
+		{seededName, "seeded", fullPID, full, randomTurnScript(active, token), fullPprof, ""},
 	}
 	var rateRatio, p99Ratio []float64
 	var all [][]result
