@@ -132,9 +132,10 @@ func run(o options) error {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk not found: apt-get install -y wrk")
 	}
-	var slowNow, slowPeak, slowCalls atomic.Int64
+	var slowNow, slowPeak, slowCalls, fastCalls atomic.Int64
 	answer := []byte(`{"responses":[{"type":"text","message":"Checked."}],"attributes":{"plan":"pro"}}`)
 	fast, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fastCalls.Add(1)
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(answer)
@@ -193,6 +194,8 @@ func run(o options) error {
 	}
 
 	var alone, loaded, ratios []float64
+	var fastTurns int64
+	calls0 := fastCalls.Load()
 	for round := 1; round <= o.rounds; round++ {
 		var a, l result
 		measureAlone := func() error {
@@ -216,12 +219,20 @@ func run(o options) error {
 		if err := second(); err != nil {
 			return err
 		}
+		fastTurns += a.Requests + l.Requests
 		alone, loaded = append(alone, a.rate()), append(loaded, l.rate())
 		ratios = append(ratios, l.rate()/a.rate())
 		fmt.Printf("round %d: alone %7.0f turns/s (p50 %5.1f ms, p99 %6.1f ms, %d errors); with the slow load %7.0f turns/s (p50 %5.1f ms, p99 %6.1f ms, %d errors): %3.0f%%\n",
 			round, a.rate(), ms(a.P50Us), ms(a.P99Us), a.errors(), l.rate(), ms(l.P50Us), ms(l.P99Us), l.errors(), 100*l.rate()/a.rate())
 	}
 	fmt.Printf("slow service: %d calls, at most %d in flight at once\n", slowCalls.Load(), slowPeak.Load())
+	// Every fast turn calls the fast service; a turn that took its failure
+	// branch instead (an open circuit) would be fast and wrong.
+	n := fastCalls.Load() - calls0
+	fmt.Printf("fast service: %d calls for %d measured turns\n", n, fastTurns)
+	if short := fastTurns - n - int64(2*o.rounds*o.conns); short > 0 {
+		return fmt.Errorf("%d fast turns did not call the fast service", short)
+	}
 	fmt.Printf("median: alone %.0f turns/s, with the slow load %.0f turns/s; per-round ratios %s, median %.0f%% (target >= 90%%)\n",
 		median(alone), median(loaded), percents(ratios), 100*median(ratios))
 	return nil
