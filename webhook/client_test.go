@@ -548,10 +548,6 @@ func TestURLAsWritten(t *testing.T) {
 	}
 }
 
-// TestIdleTimeout: a service that closes idle kept-alive connections (as
-// Node.js does after 5 s) gets each call once, and no call fails; a service
-// that closes the connection on a call gets that call once (no retries
-// configured) and the call fails.
 // TestIdleBeyondTimeout: a kept-alive connection that idled longer than
 // the last call's timeout is still open and is used again (the check must
 // not read the deadline that call left on it).
@@ -619,6 +615,10 @@ func TestManyClosedKeepAlive(t *testing.T) {
 	}
 }
 
+// TestIdleTimeout: a service that closes idle kept-alive connections (as
+// Node.js does after 5 s) gets each call once, and no call fails; a service
+// that closes the connection on a call gets that call once (no retries
+// configured) and the call fails.
 func TestIdleTimeout(t *testing.T) {
 	var calls sync.Map
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -315,7 +315,7 @@ func runPhases(phases []phase, conc int, dur time.Duration, round int) ([]result
 				prof <- cpuProfile(pprofURL, dur, filepath.Join(profileDir, fmt.Sprintf("%s-%d.pprof", p.profile, round)))
 			}()
 		}
-		calls0 := backendCalls(p.calls)
+		calls0, counted := backendCalls(p.calls)
 		cpu0 := readCPU(p.pid)
 		if serveLog != "" {
 			fmt.Printf("%s %s: measured phase starts\n", time.Now().Format("15:04:05.000"), p.name)
@@ -326,8 +326,9 @@ func runPhases(phases []phase, conc int, dur time.Duration, round int) ([]result
 		// Every turn of a webhook phase must have called the backend: a turn
 		// that took its failure branch (an open circuit) is fast and wrong.
 		// Calls in flight at either end may fall outside the window.
-		if p.calls != "" && err == nil {
-			if short := r.n - int(backendCalls(p.calls)-calls0) - conc; short > 0 {
+		calls1, counted1 := backendCalls(p.calls)
+		if counted && counted1 && err == nil {
+			if short := r.n - int(calls1-calls0) - conc; short > 0 {
 				fmt.Printf("  %d turns did not call the webhook backend: counted as errors\n", short)
 				r.errors += short
 			}
@@ -355,19 +356,23 @@ func runPhases(phases []phase, conc int, dur time.Duration, round int) ([]result
 	return res, nil
 }
 
-// backendCalls reads the backend's call count at url ("": 0).
-func backendCalls(url string) int64 {
+// backendCalls reads the backend's call count at url; ok is false for no
+// url or when the count could not be read.
+func backendCalls(url string) (n int64, ok bool) {
 	if url == "" {
-		return 0
+		return 0, false
 	}
 	resp, err := http.Get(url)
 	if err != nil {
-		return 0
+		slog.Warn("backend call count", "err", err)
+		return 0, false
 	}
 	defer resp.Body.Close()
-	var n int64
-	fmt.Fscan(resp.Body, &n)
-	return n
+	if _, err := fmt.Fscan(resp.Body, &n); err != nil {
+		slog.Warn("backend call count", "err", err)
+		return 0, false
+	}
+	return n, true
 }
 
 // groupCommit is the embedded store's count of commits (expvar).
@@ -791,6 +796,9 @@ func startStoryflow(bin, dir, dataDir, hookURL string) (string, string, func(), 
 		}
 	}()
 	stop := func() {
+		if logFile != nil {
+			defer logFile.Close()
+		}
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
