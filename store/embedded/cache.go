@@ -104,12 +104,33 @@ type window struct {
 	buf      []engine.Entry // the window is buf[start:]; room is buf[len:cap]
 	start    int
 	claimed  bool // the room was handed out (until put back in place); buf stays as it was
-	// payload estimates the bytes the entries of buf[:len] point to.
+	// weights[i] estimates the bytes buf[i] points to (entryBytes), for
+	// buf[:len]; payload is their sum. A new buffer takes the weights of
+	// the entries it shares with the old one rather than weighing them again.
+	weights []int32
 	payload int
 }
 
 func (w *window) bytes() int {
-	return int(unsafe.Sizeof(*w)) + cap(w.buf)*int(unsafe.Sizeof(engine.Entry{})) + w.payload
+	return int(unsafe.Sizeof(*w)) + cap(w.buf)*int(unsafe.Sizeof(engine.Entry{})) + 4*cap(w.weights) + w.payload
+}
+
+// weigh appends the weights of buf[len(weights):] to weights.
+func (w *window) weigh() {
+	for i := len(w.weights); i < len(w.buf); i++ {
+		n := entryBytes(&w.buf[i])
+		w.weights = append(w.weights, int32(min(n, 1<<31-1)))
+		w.payload += n
+	}
+}
+
+// weightOf returns the weight of w's entry seq, if w holds it.
+func (w *window) weightOf(seq int64) (int32, bool) {
+	i := len(w.buf) - 1 - int(w.seq-seq)
+	if i < 0 || i >= len(w.weights) || w.buf[i].Seq != seq {
+		return 0, false
+	}
+	return w.weights[i], true
 }
 
 // entryBytes estimates the memory e points to.
@@ -203,11 +224,8 @@ func (cc *chatCache) putWindow(id string, rev, seq int64, transcript []engine.En
 	if ok && old.claimed && old.inPlace(entries, seq) {
 		// The claimant appended in place: take its entries as they are,
 		// and the room after them is free again.
-		grown := old.buf[:len(old.buf)+int(seq-old.seq)]
-		for i := len(old.buf); i < len(grown); i++ {
-			old.payload += entryBytes(&grown[i])
-		}
-		old.buf = grown
+		old.buf = old.buf[:len(old.buf)+int(seq-old.seq)]
+		old.weigh()
 		old.start = len(old.buf) - len(entries)
 		old.rev, old.seq, old.claimed = rev, seq, false
 		cc.c.Set(key, old) // weigh it again
@@ -216,11 +234,8 @@ func (cc *chatCache) putWindow(id string, rev, seq int64, transcript []engine.En
 	if ok && !old.claimed && old.seq < seq && seq-old.seq <= int64(len(entries)) &&
 		len(old.buf)+int(seq-old.seq) <= cap(old.buf) {
 		// Copy only the new entries into the room.
-		add := entries[len(entries)-int(seq-old.seq):]
-		for i := range add {
-			old.payload += entryBytes(&add[i])
-		}
-		old.buf = append(old.buf, add...)
+		old.buf = append(old.buf, entries[len(entries)-int(seq-old.seq):]...)
+		old.weigh()
 		old.start = len(old.buf) - len(entries)
 		old.rev, old.seq = rev, seq
 		cc.c.Set(key, old)
@@ -229,10 +244,19 @@ func (cc *chatCache) putWindow(id string, rev, seq int64, transcript []engine.En
 	// A new buffer: the old one's room may be a claimant's.
 	buf := make([]engine.Entry, len(entries), len(entries)+room)
 	copy(buf, entries)
-	w := &window{rev: rev, seq: seq, buf: buf}
-	for i := range buf {
-		w.payload += entryBytes(&buf[i])
+	w := &window{rev: rev, seq: seq, buf: buf, weights: make([]int32, 0, cap(buf))}
+	if ok {
+		// Entries never change: those the old window holds weigh the same.
+		for i := range buf {
+			n, known := old.weightOf(buf[i].Seq)
+			if !known {
+				break
+			}
+			w.weights = append(w.weights, n)
+			w.payload += int(n)
+		}
 	}
+	w.weigh()
 	cc.c.Set(key, w)
 }
 

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -198,5 +199,52 @@ func TestEntryBytesFields(t *testing.T) {
 		Call: &engine.Call{Format: "messages", Metadata: map[string]any{"k": strings.Repeat("v", 1000)}}}
 	if n := entryBytes(&e); n < 2000 || n > 2500 {
 		t.Errorf("entryBytes = %d for an entry holding some 2000 bytes", n)
+	}
+}
+
+// TestWindowWeights: a window's weights stay those of its entries, and
+// its payload their sum, through appends in place, copies into the room
+// and new buffers (which take the old weights of the entries they keep).
+func TestWindowWeights(t *testing.T) {
+	c := newChatCache(0)
+	text := func(s int64) string { return strings.Repeat("x", int(s%7)*10) }
+	var tr []engine.Entry
+	add := func(from, to int64) {
+		for s := from; s <= to; s++ {
+			tr = append(tr, engine.Entry{Seq: s, From: "user", Input: &engine.Input{Text: text(s)}})
+		}
+	}
+	add(1, 3)
+	c.putWindow("a", 1, 3, tr)
+	seq, rev := int64(3), int64(1)
+	for turn := range 200 {
+		w, ok := c.getWindow("a", seq)
+		if !ok {
+			t.Fatalf("turn %d: no window at %d", turn, seq)
+		}
+		tr = w
+		n := int64(1 + turn%5)
+		add(seq+1, seq+n)
+		seq, rev = seq+n, rev+1
+		if turn%3 == 0 {
+			c.getWindow("a", seq-n) // a reader takes no room
+		}
+		c.putWindow("a", rev, seq, tr)
+		cw, _ := c.window("a")
+		if len(cw.weights) != len(cw.buf) {
+			t.Fatalf("turn %d: %d weights for %d entries", turn, len(cw.weights), len(cw.buf))
+		}
+		sum := 0
+		for i := range cw.buf {
+			want := entryBytes(&cw.buf[i])
+			if int(cw.weights[i]) != want {
+				t.Fatalf("turn %d: entry %d (seq %d) weighs %d, want %d", turn, i, cw.buf[i].Seq, cw.weights[i], want)
+			}
+			sum += want
+		}
+		if cw.payload != sum {
+			t.Fatalf("turn %d: payload %d, want %d", turn, cw.payload, sum)
+		}
+		tr = slices.Clip(tr)
 	}
 }
