@@ -122,6 +122,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.SyncEvery > 0 {
 		syncer = newWALSyncer(o.SyncEvery)
 		opts.FS = walFS{FS: vfs.Default, s: syncer}
+		opts.WALMinSyncInterval = func() time.Duration { return walMinSync }
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -11,15 +11,26 @@ import (
 )
 
 // The interval mode (Options.SyncEvery > 0). Every write is committed with
-// pebble.Sync, so pebble writes its batch to the WAL file (write(2)) and
-// then asks for a sync before it acknowledges the write. WAL files opened
-// through walFS answer that sync at once: the write is in the operating
-// system by then, so it survives a kill -9 of the process. A goroutine
-// syncs every WAL file written since its last sync to disk one interval
-// after the first write that found it clean, and a WAL file is synced for
-// real when pebble closes it. An idle store does not wake it.
-// Everything else pebble writes (tables, the manifest, directories) is
-// synced as pebble asks.
+// pebble.Sync, so pebble appends its batch to the WAL and asks for a sync
+// before it acknowledges the write. WAL files opened through walFS keep
+// what pebble writes in a buffer and answer that sync by handing the
+// buffer to the operating system (one write(2)): the write is then there,
+// so it survives a kill -9 of the process. pebble waits at least
+// walMinSync between two syncs of a WAL, so that the writes of concurrent
+// turns share one write(2) (group commit). A goroutine syncs every WAL
+// file written since its last sync to disk one interval after the first
+// write that found it clean, and a WAL file is synced for real when pebble
+// closes it. An idle store does not wake it. Everything else pebble writes
+// (tables, the manifest, directories) is synced as pebble asks.
+
+// walMinSync is pebble's WALMinSyncInterval in the interval mode: a write
+// waits at most this long for the writes of other turns to join it.
+const walMinSync = 200 * time.Microsecond
+
+// walBufferBytes bounds a WAL file's buffer: past it, a write goes to the
+// operating system without waiting for a sync. pebble hands over at most
+// a 32 KiB block at a time.
+const walBufferBytes = 256 << 10
 
 // walCategory is the category pebble creates its WAL files with.
 const walCategory vfs.DiskWriteCategory = "pebble-wal"
@@ -129,35 +140,66 @@ type walFile struct {
 	vfs.File
 	s     *walSyncer
 	dirty atomic.Bool // written since the last sync
+	buf   []byte      // written by pebble, not yet handed to the OS
+	// writes counts the write(2)s of buf (tests).
+	writes atomic.Int64
 }
 
+// Write buffers p; a sync (or a full buffer) hands it to the operating
+// system. pebble's flush goroutine is the only caller, and Close comes
+// after it has stopped.
 func (f *walFile) Write(p []byte) (int, error) {
 	if err := f.s.failed(); err != nil {
 		return 0, err
 	}
-	n, err := f.File.Write(p)
-	if !f.dirty.Swap(true) {
+	f.buf = append(f.buf, p...)
+	if len(f.buf) >= walBufferBytes {
+		if err := f.writeOut(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// writeOut hands the buffer to the operating system.
+func (f *walFile) writeOut() error {
+	if len(f.buf) == 0 {
+		return nil
+	}
+	n, err := f.File.Write(f.buf)
+	f.writes.Add(1)
+	if n > 0 && !f.dirty.Swap(true) {
 		select {
 		case f.s.kick <- struct{}{}:
 		default: // a sync is due already
 		}
 	}
-	return n, err
+	// What did not go out stays for the next try (vfs.OnDiskFull retries
+	// once it has made room).
+	f.buf = f.buf[:copy(f.buf, f.buf[n:])]
+	return err
 }
 
-func (f *walFile) Sync() error     { return f.s.failed() }
-func (f *walFile) SyncData() error { return f.s.failed() }
+func (f *walFile) Sync() error {
+	if err := f.writeOut(); err != nil {
+		return err
+	}
+	return f.s.failed()
+}
+
+func (f *walFile) SyncData() error { return f.Sync() }
+
 func (f *walFile) SyncTo(int64) (fullSync bool, err error) {
-	return false, f.s.failed()
+	return false, f.Sync()
 }
 
-// Close syncs the file to disk and closes it.
+// Close hands over the buffer, syncs the file to disk and closes it.
 func (f *walFile) Close() error {
 	f.s.mu.Lock()
 	delete(f.s.files, f)
 	f.s.mu.Unlock()
-	var err error
-	if f.dirty.Load() {
+	err := f.writeOut()
+	if err == nil && f.dirty.Load() {
 		err = f.File.SyncData()
 	}
 	return errors.Join(err, f.File.Close())
