@@ -144,6 +144,9 @@ func Open(dir string, o Options) (*Store, error) {
 			return nil, err
 		default:
 			opts.FS = vfs.OnDiskFull(opts.FS, disk.onDiskFull)
+			if syncer != nil {
+				syncer.onFull = disk.onDiskFull
+			}
 			// pebble preallocates each write-ahead log (about a memtable):
 			// the space comes back when it deletes one, often just after
 			// opening (the last run's logs), so check again then.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -46,6 +47,9 @@ type walSyncer struct {
 	done chan struct{}
 	// wakeups counts the goroutine's syncs (tests).
 	wakeups atomic.Int64
+	// onFull, if set, makes room when a write of a WAL file finds the
+	// disk full (the disk guard's handler; set before pebble opens).
+	onFull func()
 }
 
 func newWALSyncer(every time.Duration) *walSyncer {
@@ -167,6 +171,15 @@ func (f *walFile) writeOut() error {
 		return nil
 	}
 	n, err := f.File.Write(f.buf)
+	if errors.Is(err, syscall.ENOSPC) && f.s.onFull != nil {
+		// pebble's disk-full handler (vfs.OnDiskFull) retries a write
+		// once it has made room, but not a sync, and this write comes
+		// from a sync: make room as it would, and retry once.
+		f.s.onFull()
+		var more int
+		more, err = f.File.Write(f.buf[n:])
+		n += more
+	}
 	f.writes.Add(1)
 	if n > 0 && !f.dirty.Swap(true) {
 		select {

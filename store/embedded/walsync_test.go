@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,5 +233,41 @@ func TestWALGroupCommit(t *testing.T) {
 		t.Fatalf("%d writes of the WAL for %d acknowledged writes: few shared", n, chats*(turns+1))
 	} else {
 		t.Logf("%d writes of the WAL for %d acknowledged writes", n, chats*(turns+1))
+	}
+}
+
+// fullFile is a WAL file whose first write finds the disk full after n bytes.
+type fullFile struct {
+	vfs.File
+	n, calls int
+	got      []byte
+}
+
+func (f *fullFile) Write(p []byte) (int, error) {
+	f.calls++
+	if f.calls == 1 {
+		f.got = append(f.got, p[:f.n]...)
+		return f.n, &os.PathError{Op: "write", Path: "wal", Err: syscall.ENOSPC}
+	}
+	f.got = append(f.got, p...)
+	return len(p), nil
+}
+
+// TestWALDiskFull: a write at a sync that finds the disk full asks the
+// disk guard to make room and goes on where it stopped; vfs.OnDiskFull
+// does not retry syncs, and pebble's commit would fail for good.
+func TestWALDiskFull(t *testing.T) {
+	s := newWALSyncer(time.Hour)
+	defer s.close()
+	room := 0
+	s.onFull = func() { room++ }
+	ff := &fullFile{n: 3}
+	w := &walFile{File: ff, s: s}
+	w.Write([]byte("abcdef"))
+	if err := w.Sync(); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if room != 1 || string(ff.got) != "abcdef" {
+		t.Fatalf("made room %d times, wrote %q; want 1 and %q", room, ff.got, "abcdef")
 	}
 }
