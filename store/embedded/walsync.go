@@ -158,9 +158,10 @@ func (f *walFile) Write(p []byte) (int, error) {
 	}
 	f.buf = append(f.buf, p...)
 	if len(f.buf) >= walBufferBytes {
-		if err := f.writeOut(); err != nil {
-			return 0, err
-		}
+		// p is taken either way: what fails to go out stays in the buffer
+		// and the next sync reports it (a caller retrying p would write
+		// it twice).
+		_ = f.writeOut()
 	}
 	return len(p), nil
 }

@@ -236,16 +236,17 @@ func TestWALGroupCommit(t *testing.T) {
 	}
 }
 
-// fullFile is a WAL file whose first write finds the disk full after n bytes.
+// fullFile is a WAL file whose first fails writes find the disk full
+// after n bytes each.
 type fullFile struct {
 	vfs.File
-	n, calls int
+	n, fails int
 	got      []byte
 }
 
 func (f *fullFile) Write(p []byte) (int, error) {
-	f.calls++
-	if f.calls == 1 {
+	if f.fails > 0 {
+		f.fails--
 		f.got = append(f.got, p[:f.n]...)
 		return f.n, &os.PathError{Op: "write", Path: "wal", Err: syscall.ENOSPC}
 	}
@@ -261,7 +262,7 @@ func TestWALDiskFull(t *testing.T) {
 	defer s.close()
 	room := 0
 	s.onFull = func() { room++ }
-	ff := &fullFile{n: 3}
+	ff := &fullFile{n: 3, fails: 1}
 	w := &walFile{File: ff, s: s}
 	w.Write([]byte("abcdef"))
 	if err := w.Sync(); err != nil {
@@ -269,5 +270,28 @@ func TestWALDiskFull(t *testing.T) {
 	}
 	if room != 1 || string(ff.got) != "abcdef" {
 		t.Fatalf("made room %d times, wrote %q; want 1 and %q", room, ff.got, "abcdef")
+	}
+}
+
+// TestWALFullBufferError: a full buffer that fails to go out keeps its
+// rest, the write is taken once, and the next sync reports nothing lost.
+func TestWALFullBufferError(t *testing.T) {
+	s := newWALSyncer(time.Hour)
+	defer s.close()
+	s.onFull = func() {}
+	ff := &fullFile{n: 10, fails: 2} // the retry after making room fails too
+	w := &walFile{File: ff, s: s}
+	big := bytes.Repeat([]byte{'y'}, walBufferBytes)
+	if n, err := w.Write(big); n != len(big) || err != nil {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	if len(ff.got) != 20 || len(w.buf) != len(big)-20 {
+		t.Fatalf("%d bytes reached the file and %d stayed, want 20 and %d", len(ff.got), len(w.buf), len(big)-20)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if !bytes.Equal(ff.got, big) {
+		t.Fatalf("%d bytes reached the file, want the %d written once", len(ff.got), len(big))
 	}
 }
