@@ -1,6 +1,9 @@
 package api
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // queue lets one request per key run at a time, in arrival order (a
 // sync.Mutex is not FIFO). A key's entry is removed when no one holds or
@@ -8,6 +11,8 @@ import "sync"
 type queue struct {
 	mu    sync.Mutex
 	lines map[string]*line
+	// held counts the keys held (len(lines)), read without the lock.
+	held atomic.Int64
 }
 
 type line struct {
@@ -22,6 +27,7 @@ func (q *queue) acquire(key string) {
 	l, busy := q.lines[key]
 	if !busy {
 		q.lines[key] = &line{}
+		q.held.Add(1)
 		q.mu.Unlock()
 		return
 	}
@@ -41,6 +47,7 @@ func (q *queue) release(key string) {
 	}
 	if len(l.waiting) == 0 {
 		delete(q.lines, key)
+		q.held.Add(-1)
 		return
 	}
 	next := l.waiting[0]
@@ -48,6 +55,9 @@ func (q *queue) release(key string) {
 	l.waiting = l.waiting[1:]
 	close(next)
 }
+
+// active returns how many keys are held.
+func (q *queue) active() int64 { return q.held.Load() }
 
 // len returns how many keys are held (for tests).
 func (q *queue) len() int {

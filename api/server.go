@@ -161,6 +161,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics.watchHandoff(cfg.Store)
 	s.rawStore, s.storeTimeout = cfg.Store, cfg.StoreTimeout
+	if g, ok := cfg.Store.(activeChatsGauge); ok {
+		g.SetActiveChats(s.chats.active)
+	}
 	if s.storeTimeout <= 0 {
 		s.storeTimeout = DefaultStoreTimeout
 	}
@@ -367,4 +370,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("shut down: %w", err)
 	}
 	return nil
+}
+
+// activeChatsGauge is a store that wants to know how many chats have a
+// turn in flight (the embedded store, to wait for group commits only when
+// other turns may join).
+type activeChatsGauge interface {
+	SetActiveChats(func() int64)
 }

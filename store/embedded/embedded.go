@@ -122,7 +122,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.SyncEvery > 0 {
 		syncer = newWALSyncer(o.SyncEvery)
 		opts.FS = walFS{FS: vfs.Default, s: syncer}
-		opts.WALMinSyncInterval = func() time.Duration { return walMinSync }
+		opts.WALMinSyncInterval = syncer.minSync
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -191,6 +191,15 @@ func (s *Store) commit(b *pebble.Batch, o *pebble.WriteOptions) error {
 		return err
 	}
 	return b.Commit(o)
+}
+
+// SetActiveChats tells the store how many chats have a turn in flight
+// (the API's count). In the interval mode a WAL sync then waits for other
+// turns' writes to join it only while two or more do.
+func (s *Store) SetActiveChats(n func() int64) {
+	if s.syncer != nil {
+		s.syncer.active.Store(&n)
+	}
 }
 
 // set writes one key, unless the disk is below the watermark.

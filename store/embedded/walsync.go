@@ -24,8 +24,9 @@ import (
 // closes it. An idle store does not wake it. Everything else pebble writes
 // (tables, the manifest, directories) is synced as pebble asks.
 
-// walMinSync is pebble's WALMinSyncInterval in the interval mode: a write
-// waits at most this long for the writes of other turns to join it.
+// walMinSync is pebble's WALMinSyncInterval in the interval mode while
+// other writes are in flight: a write waits at most this long for the
+// writes of other turns to join it. A lone writer does not wait.
 const walMinSync = 200 * time.Microsecond
 
 // walBufferBytes bounds a WAL file's buffer: past it, a write goes to the
@@ -50,6 +51,21 @@ type walSyncer struct {
 	// onFull, if set, makes room when a write of a WAL file finds the
 	// disk full (the disk guard's handler; set before pebble opens).
 	onFull func()
+	// active, if set, tells how many chats have a turn in flight
+	// (Store.SetActiveChats).
+	active atomic.Pointer[func() int64]
+}
+
+// minSync is pebble's WALMinSyncInterval, asked after each sync: wait
+// only while two or more chats have a turn in flight, so that a lone
+// chat's turns are not held back for writes that will not come (as
+// PostgreSQL's commit_delay waits only with commit_siblings active). A
+// store nobody tells always waits.
+func (s *walSyncer) minSync() time.Duration {
+	if f := s.active.Load(); f != nil && (*f)() < 2 {
+		return 0
+	}
+	return walMinSync
 }
 
 func newWALSyncer(every time.Duration) *walSyncer {

@@ -295,3 +295,25 @@ func TestWALFullBufferError(t *testing.T) {
 		t.Fatalf("%d bytes reached the file, want the %d written once", len(ff.got), len(big))
 	}
 }
+
+// TestMinSyncActive: a WAL sync waits for other writes to join only while
+// two or more chats have a turn in flight, or when nobody tells.
+func TestMinSyncActive(t *testing.T) {
+	s := newWALSyncer(time.Hour)
+	defer s.close()
+	if d := s.minSync(); d != walMinSync {
+		t.Fatalf("untold: %v, want %v", d, walMinSync)
+	}
+	var n int64
+	st := &Store{syncer: s}
+	st.SetActiveChats(func() int64 { return n })
+	for _, c := range []struct {
+		active int64
+		want   time.Duration
+	}{{0, 0}, {1, 0}, {2, walMinSync}, {50, walMinSync}} {
+		n = c.active
+		if d := s.minSync(); d != c.want {
+			t.Errorf("%d chats in flight: %v, want %v", c.active, d, c.want)
+		}
+	}
+}
