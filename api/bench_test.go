@@ -15,6 +15,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/storyflow/storyflow/api"
+	"github.com/storyflow/storyflow/bench/benchstory"
 	"github.com/storyflow/storyflow/store/embedded"
 	"github.com/valyala/fasthttp"
 )
@@ -49,19 +50,6 @@ func BenchmarkMessage(b *testing.B) {
 // echo baseline in the same harness: the ratio of the two is the part of a
 // turn storyflow itself costs.
 func BenchmarkHandler(b *testing.B) {
-	const plainStory = `id: bench_plain
-start: ask
-nodes:
-  ask:
-    type: question
-    responses: [{type: text, message: "Say something"}]
-    save: said
-    next: count
-  count:
-    type: set
-    attributes: {turns: "{{ (attributes.turns ?? 0) + 1 }}"}
-    next: ask
-`
 	run := func(b *testing.B, h fasthttp.RequestHandler, paths []string, auth, body string) {
 		defer debug.SetGCPercent(debug.SetGCPercent(400)) // as serve
 		var n atomic.Int64
@@ -95,7 +83,7 @@ nodes:
 		e := newEnvStore(b, embedded.Options{SyncEvery: 10 * time.Millisecond}, func(c *api.Config) { // serve's defaults
 			c.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		})
-		e.putStory("bench_plain", plainStory)
+		e.putStory("bench_plain", benchstory.Plain)
 		paths := make([]string, 400)
 		for i := range paths {
 			paths[i] = "/v1/chats/" + e.startChat("bench_plain")["chatId"].(string) + "/messages"
@@ -113,19 +101,7 @@ nodes:
 		e := newEnvStore(b, embedded.Options{SyncEvery: 10 * time.Millisecond}, func(c *api.Config) {
 			c.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		})
-		e.putStory("bench_webhook", fmt.Sprintf(`id: bench_webhook
-start: ask
-nodes:
-  ask:
-    type: question
-    responses: [{type: text, message: "Say something"}]
-    save: said
-    next: check
-  check:
-    type: webhook
-    webhook: {url: "%s"}
-    next: ask
-`, hook.URL))
+		e.putStory("bench_webhook", benchstory.Webhook(hook.URL))
 		paths := make([]string, 400)
 		for i := range paths {
 			paths[i] = "/v1/chats/" + e.startChat("bench_webhook")["chatId"].(string) + "/messages"

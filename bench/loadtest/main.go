@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/storyflow/storyflow/bench/benchstory"
 )
 
 func main() {
@@ -697,33 +699,6 @@ func serveBaseline(hookURL string) error {
 	return app.Listener(ln)
 }
 
-const stories = `id: bench_webhook
-start: ask
-nodes:
-  ask:
-    type: question
-    responses: [{type: text, message: "Say something"}]
-    save: said
-    next: check
-  check:
-    type: webhook
-    webhook: {url: "%s"}
-    next: ask
----
-id: bench_plain
-start: ask
-nodes:
-  ask:
-    type: question
-    responses: [{type: text, message: "Say something"}]
-    save: said
-    next: count
-  count:
-    type: set
-    attributes: {turns: "{{ (attributes.turns ?? 0) + 1 }}"}
-    next: ask
-`
-
 // freeAddr returns a loopback address with a port free at the moment.
 func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -738,7 +713,7 @@ func freeAddr() (string, error) {
 // bench stories and waits for /healthz. With profileDir set it also serves
 // pprof on another loopback port, whose URL it returns.
 func startStoryflow(bin, dir, dataDir, hookURL string) (string, string, func(), error) {
-	docs := bytes.Split([]byte(fmt.Sprintf(stories, hookURL)), []byte("---\n"))
+	docs := [][]byte{[]byte(benchstory.Webhook(hookURL)), []byte(benchstory.Plain)}
 	sdir := filepath.Join(dir, "stories")
 	os.MkdirAll(sdir, 0o755)
 	for i, d := range docs {

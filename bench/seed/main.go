@@ -23,26 +23,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/storyflow/storyflow/bench/benchstory"
 	"github.com/storyflow/storyflow/engine"
 	"github.com/storyflow/storyflow/store"
 	"github.com/storyflow/storyflow/store/embedded"
 )
 
 // Story is the story the seeded chats belong to: the load test's
-// bench_plain (bench/loadtest), stored as version 1.
-const Story = `id: bench_plain
-start: ask
-nodes:
-  ask:
-    type: question
-    responses: [{type: text, message: "Say something"}]
-    save: said
-    next: count
-  count:
-    type: set
-    attributes: {turns: "{{ (attributes.turns ?? 0) + 1 }}"}
-    next: ask
-`
+// bench_plain, stored as version 1.
+const Story = benchstory.Plain
 
 // SeedID is the id of seeded chat i: 24 hex digits, the shape of the ids
 // the server makes.
