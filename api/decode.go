@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 
 	"github.com/storyflow/storyflow/internal/strictjson"
@@ -17,6 +18,11 @@ func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("request body is empty; want a JSON object")
 	}
+	if strictjson.Unmarshal(body, v) == nil {
+		return nil
+	}
+	// The one-pass decoder refused it: decode again to say why.
+	reflect.ValueOf(v).Elem().SetZero()
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -72,9 +72,13 @@ func DecodeAnswer(body []byte, gotoOK func(string) bool) (*Answer, error) {
 		}
 		return nil, invalid("", "must be a JSON object")
 	}
-	// One strict encoding/json pass; on an error, decode again piece by
-	// piece to say exactly where the problem is.
+	// One strict pass; on an error, the encoding/json passes, and then
+	// piece by piece to say exactly where the problem is.
 	a := &Answer{}
+	if strictjson.Unmarshal(body, a) == nil {
+		return checkAnswer(a, gotoOK)
+	}
+	*a = Answer{}
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.DisallowUnknownFields()
 	if err := d.Decode(a); err != nil || d.InputOffset() != int64(len(body)) {
@@ -83,6 +87,11 @@ func DecodeAnswer(body []byte, gotoOK func(string) bool) (*Answer, error) {
 	if err := strictjson.CheckDuplicates(body); err != nil {
 		return nil, invalid("", "%s", err.Error())
 	}
+	return checkAnswer(a, gotoOK)
+}
+
+// checkAnswer checks a's responses against SPEC §2.
+func checkAnswer(a *Answer, gotoOK func(string) bool) (*Answer, error) {
 	for i := range a.Responses {
 		if err := checkResponse(&a.Responses[i], gotoOK); err != nil {
 			return nil, within(fmt.Sprintf("responses[%d]", i), err)
