@@ -187,7 +187,7 @@ func run(bin string, dur time.Duration, conc int) error {
 		{"baseline: fiber echo handler", "", basePID, base + "/echo", postScript(chatBody), "", ""},
 		{"storyflow: turn without webhook", "plain", storyflowPID, sf, plainTurns, pprofURL, ""},
 	}
-	var hookRatio, hookP99, plainRatio []float64
+	var hookRatio, hookP99, plainRatio, hookCPU, plainCPU []float64
 	var all [][]result
 	for round := 1; round <= rounds; round++ {
 		fmt.Printf("round %d of %d\n", round, rounds)
@@ -199,21 +199,28 @@ func run(bin string, dur time.Duration, conc int) error {
 		hookRatio = append(hookRatio, res[1].rate/res[0].rate)
 		hookP99 = append(hookP99, float64(res[1].p99)/float64(res[0].p99))
 		plainRatio = append(plainRatio, res[3].rate/res[2].rate)
+		hookCPU = append(hookCPU, cpuPerTurn(res[1])/cpuPerTurn(res[0]))
+		plainCPU = append(plainCPU, cpuPerTurn(res[3])/cpuPerTurn(res[2]))
 		fmt.Printf("  webhook turn %.0f%% of the hand-written handler (p99 %.2fx); plain turn %.0f%% of the echo handler\n\n",
 			100*hookRatio[round-1], hookP99[round-1], 100*plainRatio[round-1])
 	}
 	fmt.Printf("webhook turn: %s of the hand-written handler's throughput, median %.0f%% (target >= 70%%)\n", percents(hookRatio), 100*median(hookRatio))
 	fmt.Printf("              p99 %s its p99, median %.2fx (target <= 2x)\n", times(hookP99), median(hookP99))
 	fmt.Printf("plain turn:   %s of the echo handler's throughput, median %.0f%% (target >= 40%%)\n", percents(plainRatio), 100*median(plainRatio))
+	fmt.Printf("server CPU per turn:  webhook turn %s the handler's, median %.2fx; plain turn %s the echo handler's, median %.2fx\n",
+		times(hookCPU), median(hookCPU), times(plainCPU), median(plainCPU))
 	if mdFile != "" {
-		return writeMarkdown(mdFile, phases, all, hookRatio, hookP99, plainRatio, conc, dur)
+		return writeMarkdown(mdFile, phases, all, [][]float64{hookRatio, hookP99, plainRatio, hookCPU, plainCPU}, conc, dur)
 	}
 	return nil
 }
 
 // writeMarkdown writes the run: the command, the machine, each phase's
 // rate and latencies per round, and the ratios with their medians.
-func writeMarkdown(file string, phases []phase, all [][]result, hookRatio, hookP99, plainRatio []float64, conc int, dur time.Duration) error {
+// ratios are the per-round webhook throughput, webhook p99, plain
+// throughput, webhook CPU and plain CPU ratios.
+func writeMarkdown(file string, phases []phase, all [][]result, ratios [][]float64, conc int, dur time.Duration) error {
+	hookRatio, hookP99, plainRatio, hookCPU, plainCPU := ratios[0], ratios[1], ratios[2], ratios[3], ratios[4]
 	var b strings.Builder
 	host, cpu := hostname(), cpuModel()
 	fmt.Fprintf(&b, "## Load test, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
@@ -233,7 +240,9 @@ func writeMarkdown(file string, phases []phase, all [][]result, hookRatio, hookP
 	fmt.Fprintf(&b, "\n| ratio | rounds | median | target |\n|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| webhook turn / hand-written handler, throughput | %s | %.0f%% | ≥ 70%% |\n", percents(hookRatio), 100*median(hookRatio))
 	fmt.Fprintf(&b, "| webhook turn / hand-written handler, p99 | %s | %.2fx | ≤ 2x |\n", times(hookP99), median(hookP99))
-	fmt.Fprintf(&b, "| plain turn / echo handler, throughput | %s | %.0f%% | ≥ 40%% |\n\n", percents(plainRatio), 100*median(plainRatio))
+	fmt.Fprintf(&b, "| plain turn / echo handler, throughput | %s | %.0f%% | ≥ 40%% |\n", percents(plainRatio), 100*median(plainRatio))
+	fmt.Fprintf(&b, "| webhook turn / hand-written handler, server CPU per turn | %s | %.2fx | |\n", times(hookCPU), median(hookCPU))
+	fmt.Fprintf(&b, "| plain turn / echo handler, server CPU per turn | %s | %.2fx | |\n\n", times(plainCPU), median(plainCPU))
 	return appendFile(file, b.String())
 }
 
@@ -427,6 +436,9 @@ func cpuProfile(base string, d time.Duration, file string) error {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// cpuPerTurn is the server's CPU seconds per answered turn.
+func cpuPerTurn(r result) float64 { return r.serverCPU / float64(max(r.n, 1)) }
 
 type result struct {
 	n, errors int
