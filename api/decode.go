@@ -12,8 +12,9 @@ import (
 	"github.com/storyflow/storyflow/internal/strictjson"
 )
 
-// decodeJSON decodes one JSON object strictly: unknown fields, wrong types
-// and trailing data are 400 errors whose message names the field.
+// decodeJSON decodes one JSON object strictly into v, a pointer to a zero
+// value: unknown fields, wrong types, a name twice and trailing data are
+// 400 errors whose message names the field.
 func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("request body is empty; want a JSON object")
