@@ -31,7 +31,7 @@ import (
 
 // Story is the story the seeded chats belong to: the load test's
 // bench_plain, stored as version 1.
-const Story = benchstory.Plain
+var Story = benchstory.Plain
 
 // SeedID is the id of seeded chat i: 24 hex digits, the shape of the ids
 // the server makes.

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/storyflow/storyflow/bench/benchstory"
 )
 
 func main() {
@@ -53,35 +55,6 @@ type options struct {
 }
 
 const token = "slowbackend-token"
-
-const stories = `id: fast
-start: ask
-nodes:
-  ask:
-    type: question
-    responses: [{type: text, message: "Say something"}]
-    save: said
-    next: check
-  check:
-    type: webhook
-    webhook: {url: "%s"}
-    next: ask
-    failure: ask
----
-id: slow
-start: ask
-nodes:
-  ask:
-    type: question
-    responses: [{type: text, message: "Say something"}]
-    save: said
-    next: check
-  check:
-    type: webhook
-    webhook: {url: "%s", timeout: 30s}
-    next: ask
-    failure: ask
-`
 
 // script drives turns of the chats listed in the file args[1], round
 // robin from a different place in each thread, and prints a RESULT line.
@@ -167,7 +140,7 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	base, stop, err := startStoryflow(o, dir, fmt.Sprintf(stories, fast, slow))
+	base, stop, err := startStoryflow(o, dir, benchstory.SlowBackend(fast, slow))
 	if err != nil {
 		return err
 	}
@@ -275,7 +248,7 @@ func wrk(base, scriptFile, ids string, threads, conns int, d, timeout time.Durat
 // interrupted, and reports what it measured until then.
 func wrkCtx(ctx context.Context, base, scriptFile, ids string, threads, conns int, d, timeout time.Duration) (result, error) {
 	cmd := exec.CommandContext(ctx, "wrk", fmt.Sprintf("-t%d", threads), fmt.Sprintf("-c%d", conns),
-		fmt.Sprintf("-d%ds", int(d.Seconds())), "--timeout", fmt.Sprintf("%ds", int(timeout.Seconds())),
+		fmt.Sprintf("-d%ds", max(1, int(d.Seconds()))), "--timeout", fmt.Sprintf("%ds", int(timeout.Seconds())),
 		"-s", scriptFile, base, "--", ids, token)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/storyflow/storyflow/engine"
@@ -130,4 +131,12 @@ func FuzzUnmarshal(f *testing.F) {
 			check(t, data, nv)
 		}
 	})
+}
+
+// A stranger's body nested past any sense is refused, not recursed into.
+func TestUnmarshalDeepNesting(t *testing.T) {
+	body := `{"attributes":{"a":` + strings.Repeat("[", 200000) + strings.Repeat("]", 200000) + `}}`
+	if err := strictjson.Unmarshal([]byte(body), new(request)); err == nil {
+		t.Fatal("200,000 nested arrays taken")
+	}
 }
