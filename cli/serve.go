@@ -349,14 +349,16 @@ const gcPercent = 400
 
 // memoryLimit is the Go runtime's soft memory limit for a chat cache of
 // cacheBytes (GOMEMLIMIT overrides): room for the cache twice over and
-// 64 MiB, 192 MiB by default, to which serve adds what the story cache
+// 48 MiB, 176 MiB by default, to which serve adds what the story cache
 // holds (followStoryCache). A million stored chats under load held a
-// 444 MB RSS without it, 233 MB with it (BENCHMARKS.md).
+// 444 MB RSS without it; with 64 MiB of room instead of 48 it held
+// 289–305 MB, of which pebble's memory outside the Go heap was ~70 MB
+// and the binary ~30 MB (BENCHMARKS.md).
 func memoryLimit(cacheBytes int64) int64 {
 	if cacheBytes <= 0 {
 		cacheBytes = embedded.DefaultCacheBytes
 	}
-	return 2*cacheBytes + 64<<20
+	return 2*cacheBytes + 48<<20
 }
 
 // followStoryCache raises the soft memory limit base by the bytes the
