@@ -82,8 +82,41 @@ func entryKey(id string, seq int64) []byte {
 
 func replyPrefix(id string) []byte { return append(key('r', id), 0) }
 
-func replyKey(id string, rev int64) []byte {
-	return binary.BigEndian.AppendUint16(replyPrefix(id), uint16(rev%store.MaxReplies))
+// A reply is stored under its message id, so a turn's check for a repeated
+// id is one point read: the value is the rev of the update that wrote it
+// (8 bytes BE), then the answer's bytes.
+func replyKey(id, messageID string) []byte { return append(replyPrefix(id), messageID...) }
+
+func replyValue(rev int64, body []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(body)), uint64(rev)), body...)
+}
+
+// pruneEvery: every pruneEvery revisions, an update deletes the replies
+// older than the chat's last store.MaxReplies updates; GetReply ignores
+// those still there in between.
+const pruneEvery = store.MaxReplies / 2
+
+// pruneReplies adds to b the deletion of chat id's replies written before
+// its last store.MaxReplies updates, rev being the update b writes.
+func (s *Store) pruneReplies(b *pebble.Batch, id string, rev int64) error {
+	prefix := replyPrefix(id)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper(prefix)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if len(v) < 8 || rev-int64(binary.BigEndian.Uint64(v)) >= store.MaxReplies {
+			if err := b.Delete(slices.Clone(it.Key()), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return it.Error()
 }
 
 // current returns chat id's record (nil record: no chat), from the cache
@@ -122,7 +155,7 @@ func (s *Store) record(id string) ([]byte, error) {
 // one), the reply (if any) and the entries of c above the stored chat's, in
 // key order (c, m, r, t): the memtable inserts a batch's keys in its order
 // and finds each one fastest right after the one before.
-func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored *cachedRecord, rec, meta, reply []byte) error {
+func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored *cachedRecord, rec, meta []byte, reply *store.Reply) error {
 	add, err := store.NewEntries(c.Transcript, stored.seq, c.Seq)
 	if err != nil {
 		return err
@@ -136,8 +169,13 @@ func (s *Store) writeChat(b *pebble.Batch, c *engine.Chat, stored *cachedRecord,
 		}
 	}
 	if reply != nil {
-		if err := b.Set(replyKey(c.ID, c.Rev+1), reply, nil); err != nil {
+		if err := b.Set(replyKey(c.ID, reply.MessageID), replyValue(c.Rev+1, reply.Body), nil); err != nil {
 			return err
+		}
+	}
+	if (c.Rev+1)%pruneEvery == 0 {
+		if err := s.pruneReplies(b, c.ID, c.Rev+1); err != nil {
+			return fmt.Errorf("prune replies: %w", err)
 		}
 	}
 	for i := range add {
@@ -192,7 +230,7 @@ func (s *Store) createChatWith(c *engine.Chat, extra func(*pebble.Batch) error) 
 
 // writeChatBatch writes a chat (and its reply, and what extra adds) in one
 // batch, commits it and caches the record.
-func (s *Store) writeChatBatch(c *engine.Chat, cur, cached *cachedRecord, rec, meta, reply []byte, extra func(*pebble.Batch) error) error {
+func (s *Store) writeChatBatch(c *engine.Chat, cur, cached *cachedRecord, rec, meta []byte, reply *store.Reply, extra func(*pebble.Batch) error) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := s.writeChat(b, c, cur, rec, meta, reply); err != nil {
@@ -231,12 +269,6 @@ func (s *Store) updateChatWith(ctx context.Context, c *engine.Chat, reply *store
 		return err
 	}
 	cached := newCachedRecord(c, c.Rev+1, rec, meta)
-	var replyData []byte
-	if reply != nil {
-		if replyData, err = json.Marshal(reply); err != nil {
-			return err
-		}
-	}
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -254,7 +286,7 @@ func (s *Store) updateChatWith(ctx context.Context, c *engine.Chat, reply *store
 	if cur.rev != c.Rev {
 		return store.ErrConflict
 	}
-	return s.writeChatBatch(c, cur, cached, rec, meta, replyData, extra)
+	return s.writeChatBatch(c, cur, cached, rec, meta, reply, extra)
 }
 
 // GetChat implements store.Store.
@@ -415,22 +447,25 @@ func (s *Store) getReply(chatID, messageID string) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	defer s.leave()
-	prefix := replyPrefix(chatID)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper(prefix)})
+	v, err := get(s.db, replyKey(chatID, messageID))
+	if err != nil || v == nil {
+		return nil, false, err
+	}
+	if len(v) < 8 {
+		return nil, false, errors.New("short reply record")
+	}
+	rec, err := s.record(chatID)
+	if err != nil || rec == nil {
+		return nil, false, err
+	}
+	rev, _, err := header(rec)
 	if err != nil {
 		return nil, false, err
 	}
-	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
-		var r store.Reply
-		if err := json.Unmarshal(it.Value(), &r); err != nil {
-			return nil, false, err
-		}
-		if r.MessageID == messageID {
-			return r.Body, true, nil
-		}
+	if rev-int64(binary.BigEndian.Uint64(v)) >= store.MaxReplies {
+		return nil, false, nil // forgotten, not yet pruned
 	}
-	return nil, false, it.Error()
+	return v[8:], true, nil
 }
 
 // ListChats implements store.Store.

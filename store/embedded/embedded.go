@@ -15,7 +15,7 @@
 //	c\0<chat>                    chat record (header, then JSON; chats.go)
 //	m\0<chat>                    chat meta {storyId, status} for ListChats
 //	t\0<chat>\0<seq 8 BE>        transcript entry (JSON)
-//	r\0<chat>\0<slot 2 BE>       reply of the update with rev%MaxReplies = slot
+//	r\0<chat>\0<message id>      reply (rev 8 BE, then the answer; chats.go)
 //	w\0<connection>              connection (JSON)
 package embedded
 
